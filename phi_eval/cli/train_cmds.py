@@ -1,0 +1,1 @@
+"""Commands registered on the shared app (filled in by its owner)."""
