@@ -43,3 +43,18 @@ def friendly(fn: F) -> F:
             raise fail("interrupted; files written so far are kept (use --resume to continue)", 130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from phi_eval import __version__
+
+        print(f"phi-eval {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Evaluate Phi code models (and any causal LM) on HumanEval and MBPP in a Docker sandbox."""

@@ -1,0 +1,359 @@
+"""The only module that wires stages together: tasks -> prompts -> generation -> sandbox -> metrics.
+
+It owns the run folder and resume: samples and results are appended as they finish, so an
+interrupted run loses at most what was in flight, and --resume never redoes or rewrites them.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from phi_eval import __version__, runfolder
+from phi_eval.config import RESUME_KEYS, RunConfig, git_commit, now_iso, package_versions
+from phi_eval.errors import PhiEvalError, PolicyFailed
+from phi_eval.generate import GenOutput, GenRequest, Generator, SamplingParams
+from phi_eval.jobs import ExecResult, build_job, job_id
+from phi_eval.metrics import default_ks, outcome_counts, run_pass_at_k
+from phi_eval.samples import Sample, read_samples
+from phi_eval.tasks import DataSource, Problem, Task, get_task
+
+console = Console(stderr=True)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+# ---------------------------------------------------------------- set-up
+
+
+def load_problems(cfg: RunConfig) -> tuple[Task, list[Problem], DataSource]:
+    task = get_task(cfg.task)
+    problems, source = task.load(cfg.data, cfg.split)
+    if cfg.limit is not None:
+        if cfg.limit < 1:
+            raise PhiEvalError("--limit must be at least 1")
+        problems = problems[: cfg.limit]
+    return task, problems, source
+
+
+def _config_record(cfg: RunConfig, task: Task, source: DataSource, generator: Generator | None) -> dict[str, Any]:
+    return {
+        "phi_eval_version": __version__,
+        "git_commit": git_commit(),
+        "created_at": now_iso(),
+        "command": sys.argv,
+        **cfg.to_json(),
+        "timeout_s": cfg.timeout_s if cfg.timeout_s is not None else task.timeout_s,
+        "max_new_tokens": cfg.max_new_tokens or task.max_new_tokens,
+        "allowed_imports": list(cfg.allowed_imports or task.allowed_imports),
+        "stop": list(task.stop),
+        "data": {"kind": source.kind, "location": source.location, "sha256": source.sha256,
+                 "revision": source.revision, "split": source.split},
+        "model_info": generator.info() if generator else None,
+        "packages": package_versions(),
+    }
+
+
+def _open_run(cfg: RunConfig, record: dict[str, Any]) -> Path:
+    """Create the run folder (or reopen it with --resume after checking the settings match)."""
+    run_dir = cfg.out or runfolder.default_run_dir(cfg.task, cfg.model or "samples")
+    runfolder.prepare(run_dir, resume=cfg.resume, force=cfg.force)
+    config_path = run_dir / runfolder.CONFIG
+    if cfg.resume and config_path.exists():
+        old = runfolder.read_json(config_path)
+        changed = [k for k in RESUME_KEYS if k in old and old.get(k) != record.get(k)]
+        if changed:
+            raise PhiEvalError(
+                f"cannot resume {run_dir}: it was made with different settings ({', '.join(changed)}); "
+                "use the same flags or a new --out"
+            )
+        record = {**old, "resumed_at": now_iso()}
+    runfolder.write_json(config_path, record)
+    return run_dir
+
+
+# ---------------------------------------------------------------- generation
+
+
+def get_generator(cfg: RunConfig, problems: Sequence[Problem]) -> Generator:
+    """The model backend, imported only when chosen."""
+    if cfg.model == "reference":
+        from phi_eval.generate.reference import ReferenceGenerator
+
+        return ReferenceGenerator(problems)
+    if cfg.backend == "vllm":
+        from phi_eval.generate.vllm import VLLMGenerator
+
+        return VLLMGenerator(cfg.model, dtype=cfg.dtype, revision=cfg.revision)
+    if cfg.backend != "hf":
+        raise PhiEvalError(f"unknown backend {cfg.backend!r}; choose hf or vllm")
+    from phi_eval.generate.hf import HFGenerator
+
+    return HFGenerator(cfg.model, dtype=cfg.dtype, revision=cfg.revision)
+
+
+def _prompts(cfg: RunConfig, task: Task, problems: Sequence[Problem], fmt: str) -> dict[str, str]:
+    from phi_eval.prompts import build_prompt
+
+    return {p.task_id: build_prompt(task, p, fmt) for p in problems}
+
+
+def generate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], run_dir: Path,
+                     generator: Generator) -> list[Sample]:
+    """Draw n samples per problem into samples.jsonl, skipping what an earlier attempt finished."""
+    from phi_eval.postprocess import postprocess
+    from phi_eval.prompts import resolve_format
+
+    fmt = resolve_format(cfg.prompt_format, cfg.model or "")
+    prompt_of = _prompts(cfg, task, problems, fmt)
+    prompts_path = run_dir / runfolder.PROMPTS
+    if not prompts_path.exists():
+        with runfolder.JsonlAppender(prompts_path) as out:
+            out.write({"task_id": p.task_id, "prompt": prompt_of[p.task_id], "format": fmt} for p in problems)
+
+    samples_path = run_dir / runfolder.SAMPLES
+    done = {(r["task_id"], r["completion_id"]) for r in runfolder.iter_jsonl(samples_path)}
+    requests = [
+        GenRequest(p.task_id, cid, prompt_of[p.task_id])
+        for p in problems
+        for cid in range(cfg.n)
+        if (p.task_id, cid) not in done
+    ]
+    if done:
+        console.print(f"resuming: {len(done)} samples already in {samples_path}, {len(requests)} to draw")
+    params = SamplingParams(
+        n=cfg.n,
+        temperature=cfg.effective_temperature(),
+        top_p=cfg.top_p,
+        max_new_tokens=cfg.max_new_tokens or task.max_new_tokens,
+        seed=cfg.seed,
+        stop=task.stop,
+        batch_size=cfg.batch_size,
+    )
+    is_reference = cfg.model == "reference"
+    if requests:
+        with runfolder.JsonlAppender(samples_path) as out:
+
+            def on_outputs(outputs: list[GenOutput]) -> None:
+                records = []
+                for o in outputs:
+                    if (o.task_id, o.completion_id) in done:
+                        continue  # a backend may hand back padding duplicates; keep the first
+                    done.add((o.task_id, o.completion_id))
+                    completion = o.raw if is_reference else postprocess(o.raw, task.stop, fmt)
+                    record = {"task_id": o.task_id, "completion_id": o.completion_id, "completion": completion}
+                    if completion != o.raw:
+                        record["raw"] = o.raw
+                    records.append(record)
+                out.write(records)
+
+            generator.generate(requests, params, on_outputs)
+    return [Sample(r["task_id"], r["completion_id"], r["completion"]) for r in runfolder.iter_jsonl(samples_path)]
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def _analyze(task: Task, cfg: RunConfig, problem: Problem, sample: Sample, cache: dict) -> dict[str, Any]:
+    """Model-card checks on the completion alone (the prompt's own imports do not count)."""
+    from phi_eval.checks import analyze
+
+    prompt = "" if (sample.is_program or problem.completion_is_program) else problem.prompt
+    key = (prompt, sample.completion)
+    if key not in cache:
+        cache[key] = analyze(sample.completion, prompt=prompt, allowed=cfg.allowed_imports or task.allowed_imports)
+    return cache[key]
+
+
+def evaluate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], samples: Sequence[Sample],
+                     run_dir: Path) -> dict[str, Any]:
+    """Execute every sample in the sandbox, write results.jsonl, metrics.json and report.md."""
+    from phi_eval.sandbox import get_executor
+
+    by_id = {p.task_id: p for p in problems}
+    results_path = run_dir / runfolder.RESULTS
+    done = {(r["task_id"], r["completion_id"]) for r in runfolder.iter_jsonl(results_path)}
+    todo = [s for s in samples if (s.task_id, s.completion_id) not in done]
+    sample_of = {job_id(s.task_id, s.completion_id): s for s in todo}
+    jobs = [
+        build_job(task, by_id[s.task_id], s.completion, s.completion_id, is_program=s.is_program or None,
+                  timeout_s=cfg.timeout_s)
+        for s in todo
+    ]
+    if done:
+        console.print(f"resuming: {len(done)} results already in {results_path}, {len(jobs)} to run")
+    cache: dict = {}
+    started = time.perf_counter()
+    if jobs:
+        with get_executor(cfg.sandbox, workers=cfg.workers, docker_hosts=list(cfg.docker_hosts)) as executor, \
+                runfolder.JsonlAppender(results_path) as out, _progress() as progress:
+            bar = progress.add_task("executing", total=len(jobs), status="")
+            passed = 0
+
+            def on_result(result: ExecResult) -> None:
+                nonlocal passed
+                sample = sample_of[result.id]
+                record = {
+                    "task_id": sample.task_id,
+                    "completion_id": sample.completion_id,
+                    "completion": sample.completion,
+                    "passed": result.passed,
+                    "outcome": result.outcome,
+                    "duration_s": round(result.duration_s, 4),
+                    "detail": result.detail[:300],
+                    **_analyze(task, cfg, by_id[sample.task_id], sample, cache),
+                }
+                out.write([record])
+                passed += result.passed
+                progress.update(bar, advance=1, status=f"{passed} passed")
+
+            executor.run(jobs, on_result)
+    return finish_run(cfg, task, problems, run_dir, elapsed_s=time.perf_counter() - started)
+
+
+def finish_run(cfg: RunConfig, task: Task, problems: Sequence[Problem], run_dir: Path,
+               elapsed_s: float) -> dict[str, Any]:
+    """Sort results, compute metrics, write metrics.json and report.md, print the summary, apply policies."""
+    from phi_eval.checks.summary import summarize
+
+    order = {p.task_id: i for i, p in enumerate(problems)}
+    results_path = run_dir / runfolder.RESULTS
+    records = sorted(runfolder.iter_jsonl(results_path),
+                     key=lambda r: (order.get(r["task_id"], len(order)), r["completion_id"]))
+    runfolder.write_text(results_path, "".join(_jsonl_line(r) for r in records))
+
+    n_max = max((n for n, _ in _counts(records).values()), default=0)
+    ks = list(cfg.ks) if cfg.ks else default_ks(min((n for n, _ in _counts(records).values()), default=1))
+    metrics: dict[str, Any] = {
+        "task": task.name,
+        "model": cfg.model or "samples",
+        "num_tasks": len(_counts(records)),
+        "num_samples": len(records),
+        "n": n_max,
+        "pass_at_k": run_pass_at_k(records, ks),
+        "outcomes": outcome_counts(records),
+        **summarize(records),
+        "created_at": now_iso(),
+        "phi_eval_version": __version__,
+        "duration_s": round(elapsed_s, 2),
+    }
+    runfolder.write_json(run_dir / runfolder.METRICS, metrics)
+    try:
+        from phi_eval.report import write_run_report
+
+        write_run_report(run_dir)
+    except PhiEvalError as exc:  # the numbers are written; a report problem must not hide them
+        console.print(f"[yellow]warning:[/] report.md not written: {exc}")
+    print_summary(metrics, run_dir)
+    _apply_policies(cfg, metrics, records)
+    return metrics
+
+
+def _counts(records: Sequence[dict]) -> dict[str, tuple[int, int]]:
+    from phi_eval.metrics import counts_by_task
+
+    return counts_by_task(records)
+
+
+def _jsonl_line(record: dict) -> str:
+    import json
+
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
+def _apply_policies(cfg: RunConfig, metrics: dict[str, Any], records: list[dict]) -> None:
+    if not (cfg.fail_on or cfg.min_allowed_imports_rate is not None or cfg.max_security_flag_rate is not None):
+        return
+    from phi_eval.checks.policies import evaluate_policies, parse_fail_on
+
+    violations = evaluate_policies(
+        metrics, records, parse_fail_on(list(cfg.fail_on)), cfg.min_allowed_imports_rate, cfg.max_security_flag_rate
+    )
+    if violations:
+        raise PolicyFailed("policy failed: " + "; ".join(violations))
+
+
+def print_summary(metrics: dict[str, Any], run_dir: Path) -> None:
+    table = Table(title=f"{metrics['task']} · {metrics['model']} · {metrics['num_tasks']} tasks, "
+                        f"{metrics['num_samples']} samples")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in metrics["pass_at_k"].items():
+        table.add_row(f"pass@{k}", f"{100 * v:.1f}%")
+    for outcome, count in metrics["outcomes"].items():
+        table.add_row(outcome, str(count))
+    if "allowed_imports_rate" in metrics:
+        table.add_row("allowed imports only", f"{100 * metrics['allowed_imports_rate']:.1f}%")
+    if "security_flag_rate" in metrics:
+        table.add_row("security flagged", f"{100 * metrics['security_flag_rate']:.1f}%")
+    Console().print(table)
+    console.print(f"run folder: {run_dir}")
+
+
+# ---------------------------------------------------------------- the commands
+
+
+def _check_policy_specs(cfg: RunConfig) -> None:
+    """Reject a bad --fail-on before any work is done, not after an hour of generation."""
+    if cfg.fail_on:
+        from phi_eval.checks.policies import parse_fail_on
+
+        parse_fail_on(list(cfg.fail_on))
+
+
+def run(cfg: RunConfig, *, evaluate: bool = True) -> Path:
+    """`phi-eval run` (generate, then evaluate, in one folder) and `phi-eval generate` (evaluate=False)."""
+    if cfg.n < 1:
+        raise PhiEvalError("--n must be at least 1")
+    if cfg.ks and max(cfg.ks) > cfg.n:
+        raise PhiEvalError(f"pass@{max(cfg.ks)} needs at least {max(cfg.ks)} samples per task; raise --n or lower --k")
+    _check_policy_specs(cfg)
+    task, problems, source = load_problems(cfg)
+    generator = get_generator(cfg, problems)
+    run_dir = _open_run(cfg, _config_record(cfg, task, source, generator))
+    samples = generate_samples(cfg, task, problems, run_dir, generator)
+    if evaluate:
+        evaluate_samples(cfg, task, problems, samples, run_dir)
+    else:
+        console.print(f"{len(samples)} samples in {run_dir / runfolder.SAMPLES}")
+    return run_dir
+
+
+def evaluate_file(cfg: RunConfig, samples_path: Path) -> Path:
+    """`phi-eval evaluate`: score a samples file made anywhere. Validates everything before writing."""
+    _check_policy_specs(cfg)
+    task, problems, source = load_problems(cfg)
+    by_id = {p.task_id: p for p in problems}
+    samples = read_samples(samples_path, by_id)
+    covered = {s.task_id for s in samples}
+    if len(covered) < len(problems):
+        console.print(f"[yellow]note:[/] samples cover {len(covered)} of {len(problems)} {task.name} tasks; "
+                      "pass@k is over the covered tasks")
+    problems = [p for p in problems if p.task_id in covered]
+    record = _config_record(cfg, task, source, None)
+    record["samples_file"] = str(samples_path)
+    run_dir = _open_run(cfg, record)
+    samples_out = run_dir / runfolder.SAMPLES
+    if not samples_out.exists():
+        with runfolder.JsonlAppender(samples_out) as out:
+            out.write(s.to_json() for s in samples)
+    evaluate_samples(cfg, task, problems, samples, run_dir)
+    return run_dir
