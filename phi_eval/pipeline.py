@@ -72,9 +72,12 @@ def _config_record(cfg: RunConfig, task: Task, source: DataSource, generator: Ge
     }
 
 
-def _open_run(cfg: RunConfig, record: dict[str, Any]) -> Path:
+def _run_dir(cfg: RunConfig) -> Path:
+    return cfg.out or runfolder.default_run_dir(cfg.task, cfg.model or "samples")
+
+
+def _open_run(cfg: RunConfig, record: dict[str, Any], run_dir: Path) -> Path:
     """Create the run folder (or reopen it with --resume after checking the settings match)."""
-    run_dir = cfg.out or runfolder.default_run_dir(cfg.task, cfg.model or "samples")
     runfolder.prepare(run_dir, resume=cfg.resume, force=cfg.force)
     config_path = run_dir / runfolder.CONFIG
     if cfg.resume and config_path.exists():
@@ -327,8 +330,10 @@ def run(cfg: RunConfig, *, evaluate: bool = True) -> Path:
         raise PhiEvalError(f"pass@{max(cfg.ks)} needs at least {max(cfg.ks)} samples per task; raise --n or lower --k")
     _check_policy_specs(cfg)
     task, problems, source = load_problems(cfg)
+    run_dir = _run_dir(cfg)
+    runfolder.check(run_dir, resume=cfg.resume, force=cfg.force)  # before minutes of model loading
     generator = get_generator(cfg, problems)
-    run_dir = _open_run(cfg, _config_record(cfg, task, source, generator))
+    run_dir = _open_run(cfg, _config_record(cfg, task, source, generator), run_dir)
     samples = generate_samples(cfg, task, problems, run_dir, generator)
     if evaluate:
         evaluate_samples(cfg, task, problems, samples, run_dir)
@@ -344,13 +349,13 @@ def evaluate_file(cfg: RunConfig, samples_path: Path) -> Path:
     by_id = {p.task_id: p for p in problems}
     samples = read_samples(samples_path, by_id)
     covered = {s.task_id for s in samples}
+    record = _config_record(cfg, task, source, None)
+    record["samples_file"] = str(samples_path)
+    run_dir = _open_run(cfg, record, _run_dir(cfg))
     if len(covered) < len(problems):
         console.print(f"[yellow]note:[/] samples cover {len(covered)} of {len(problems)} {task.name} tasks; "
                       "pass@k is over the covered tasks")
     problems = [p for p in problems if p.task_id in covered]
-    record = _config_record(cfg, task, source, None)
-    record["samples_file"] = str(samples_path)
-    run_dir = _open_run(cfg, record)
     samples_out = run_dir / runfolder.SAMPLES
     if not samples_out.exists():
         with runfolder.JsonlAppender(samples_out) as out:

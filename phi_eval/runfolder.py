@@ -41,8 +41,25 @@ def default_run_dir(task: str, model: str, root: Path = Path("results")) -> Path
     return root / f"{task}-{slug(name)}-{stamp}"
 
 
+def check(path: Path, *, resume: bool, force: bool) -> None:
+    """Refuse early (before a model is loaded) when the folder cannot be used; changes nothing."""
+    if resume and force:
+        raise PhiEvalError("--resume and --force contradict each other; pick one")
+    if path.exists() and not path.is_dir():
+        raise PhiEvalError(f"{path} exists and is not a folder; choose another --out")
+    occupied = path.is_dir() and any(path.iterdir())
+    if occupied and not (resume or force):
+        raise PhiEvalError(
+            f"run folder {path} already exists; pass --resume to continue it, --force to replace it, "
+            "or choose another --out"
+        )
+    if resume and not occupied:
+        raise PhiEvalError(f"--resume given but {path} holds no run to continue")
+
+
 def prepare(path: Path, *, resume: bool, force: bool) -> Path:
     """Create the run folder, or refuse: an existing run is only touched with --resume or --force."""
+    check(path, resume=resume, force=force)
     if resume and force:
         raise PhiEvalError("--resume and --force contradict each other; pick one")
     if path.exists() and not path.is_dir():
