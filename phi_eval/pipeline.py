@@ -13,13 +13,20 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from phi_eval import __version__, runfolder
 from phi_eval.config import RESUME_KEYS, RunConfig, git_commit, now_iso, package_versions
 from phi_eval.errors import PhiEvalError, PolicyFailed
-from phi_eval.generate import GenOutput, GenRequest, Generator, SamplingParams
+from phi_eval.generate import Generator, GenOutput, GenRequest, SamplingParams
 from phi_eval.jobs import ExecResult, build_job, job_id
 from phi_eval.metrics import default_ks, outcome_counts, run_pass_at_k
 from phi_eval.samples import Sample, read_samples
@@ -322,6 +329,12 @@ def _check_policy_specs(cfg: RunConfig) -> None:
         parse_fail_on(list(cfg.fail_on))
 
 
+def _preflight(cfg: RunConfig) -> None:
+    from phi_eval.sandbox import preflight
+
+    preflight(cfg.sandbox, docker_hosts=list(cfg.docker_hosts))
+
+
 def run(cfg: RunConfig, *, evaluate: bool = True) -> Path:
     """`phi-eval run` (generate, then evaluate, in one folder) and `phi-eval generate` (evaluate=False)."""
     if cfg.n < 1:
@@ -332,6 +345,8 @@ def run(cfg: RunConfig, *, evaluate: bool = True) -> Path:
     task, problems, source = load_problems(cfg)
     run_dir = _run_dir(cfg)
     runfolder.check(run_dir, resume=cfg.resume, force=cfg.force)  # before minutes of model loading
+    if evaluate:
+        _preflight(cfg)
     generator = get_generator(cfg, problems)
     run_dir = _open_run(cfg, _config_record(cfg, task, source, generator), run_dir)
     samples = generate_samples(cfg, task, problems, run_dir, generator)
@@ -348,10 +363,13 @@ def evaluate_file(cfg: RunConfig, samples_path: Path) -> Path:
     task, problems, source = load_problems(cfg)
     by_id = {p.task_id: p for p in problems}
     samples = read_samples(samples_path, by_id)
+    run_dir = _run_dir(cfg)
+    runfolder.check(run_dir, resume=cfg.resume, force=cfg.force)
+    _preflight(cfg)
     covered = {s.task_id for s in samples}
     record = _config_record(cfg, task, source, None)
     record["samples_file"] = str(samples_path)
-    run_dir = _open_run(cfg, record, _run_dir(cfg))
+    run_dir = _open_run(cfg, record, run_dir)
     if len(covered) < len(problems):
         console.print(f"[yellow]note:[/] samples cover {len(covered)} of {len(problems)} {task.name} tasks; "
                       "pass@k is over the covered tasks")

@@ -9,10 +9,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from phi_eval.errors import PhiEvalError
 from phi_eval.paths import tasks_dir

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,33 +13,33 @@ from phi_eval.errors import PhiEvalError
 
 # Options shared by several commands, declared once.
 Task = Annotated[str, typer.Option("--task", "-t", help="Benchmark: humaneval, mbpp, mbpp-sanitized.")]
-Out = Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder (default results/<task>-<model>-<time>/).")]
-Data = Annotated[Optional[Path], typer.Option(help="Read the benchmark from this file (mbpp.jsonl form) instead of the default source.")]
-Split = Annotated[Optional[str], typer.Option(help="MBPP split: test (default), validation, train, prompt, all.")]
-Limit = Annotated[Optional[int], typer.Option(help="Only the first L problems.")]
-Workers = Annotated[Optional[int], typer.Option(help="Sandbox workers (default: number of cores).", envvar="PHI_EVAL_WORKERS")]
-Timeout = Annotated[Optional[float], typer.Option("--timeout", help="Seconds per sample (default: the task's, 3 s).")]
+Out = Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default results/<task>-<model>-<time>/).")]
+Data = Annotated[Path | None, typer.Option(help="Read the benchmark from this file (mbpp.jsonl form) instead of the default source.")]
+Split = Annotated[str | None, typer.Option(help="MBPP split: test (default), validation, train, prompt, all.")]
+Limit = Annotated[int | None, typer.Option(help="Only the first L problems.")]
+Workers = Annotated[int | None, typer.Option(help="Sandbox workers (default: number of cores).", envvar="PHI_EVAL_WORKERS")]
+Timeout = Annotated[float | None, typer.Option("--timeout", help="Seconds per sample (default: the task's, 3 s).")]
 Sandbox = Annotated[str, typer.Option(help="docker (isolated, default) or local (NO isolation: explicit opt-in only).")]
-DockerHost = Annotated[Optional[list[str]], typer.Option("--docker-host", help="Docker engine URL; repeat to spread the pool over several engines.")]
+DockerHost = Annotated[list[str] | None, typer.Option("--docker-host", help="Docker engine URL; repeat to spread the pool over several engines.")]
 Resume = Annotated[bool, typer.Option(help="Continue an interrupted run in --out; finished work is kept.")]
 Force = Annotated[bool, typer.Option(help="Replace an existing run folder.")]
-K = Annotated[Optional[str], typer.Option("--k", help="pass@k values, e.g. 1,10,100 (default: those <= n).")]
-FailOn = Annotated[Optional[list[str]], typer.Option("--fail-on", help="Exit 1 after writing if violated: security:high, security:injection, imports, hallucinated-api.")]
-MinAllowed = Annotated[Optional[float], typer.Option(help="Exit 1 if the share of samples using only allowed imports is lower.")]
-MaxFlag = Annotated[Optional[float], typer.Option(help="Exit 1 if the share of samples with a security flag is higher.")]
-Allowed = Annotated[Optional[str], typer.Option(help="Allowed imports, comma-separated (default: the task's, the Phi-1 card's list).")]
+K = Annotated[str | None, typer.Option("--k", help="pass@k values, e.g. 1,10,100 (default: those <= n).")]
+FailOn = Annotated[list[str] | None, typer.Option("--fail-on", help="Exit 1 after writing if violated: security:high, security:injection, imports, hallucinated-api.")]
+MinAllowed = Annotated[float | None, typer.Option(help="Exit 1 if the share of samples using only allowed imports is lower.")]
+MaxFlag = Annotated[float | None, typer.Option(help="Exit 1 if the share of samples with a security flag is higher.")]
+Allowed = Annotated[str | None, typer.Option(help="Allowed imports, comma-separated (default: the task's, the Phi-1 card's list).")]
 Model = Annotated[str, typer.Option("--model", "-m", help="Hugging Face id, local folder, or 'reference' (canonical solutions).")]
 N = Annotated[int, typer.Option("--n", help="Samples per problem.")]
-Temperature = Annotated[Optional[float], typer.Option(help="Sampling temperature (default: greedy for n=1, 0.8 otherwise).")]
+Temperature = Annotated[float | None, typer.Option(help="Sampling temperature (default: greedy for n=1, 0.8 otherwise).")]
 TopP = Annotated[float, typer.Option(help="Nucleus sampling p.")]
-MaxNew = Annotated[Optional[int], typer.Option(help="New tokens per sample (default: the task's).")]
-Batch = Annotated[Optional[int], typer.Option(help="Batch size (default: automatic, backs off on out-of-memory).")]
+MaxNew = Annotated[int | None, typer.Option(help="New tokens per sample (default: the task's).")]
+Batch = Annotated[int | None, typer.Option(help="Batch size (default: automatic, backs off on out-of-memory).")]
 Seed = Annotated[int, typer.Option(help="Random seed; the same seed repeats a run.")]
 PromptFormat = Annotated[str, typer.Option(help="auto, phi-1, phi-1.5, phi-2, phi-2-qa or plain.")]
 MbppPrompt = Annotated[str, typer.Option(help="MBPP prompt: docstring (default) or 3-shot.")]
 Dtype = Annotated[str, typer.Option(help="auto, float16, bfloat16 or float32.")]
 Backend = Annotated[str, typer.Option(help="hf (transformers) or vllm (optional extra, GPU).")]
-Revision = Annotated[Optional[str], typer.Option(help="Model revision (branch, tag or commit) on the hub.")]
+Revision = Annotated[str | None, typer.Option(help="Model revision (branch, tag or commit) on the hub.")]
 
 
 def _ks(text: str | None) -> tuple[int, ...] | None:

@@ -46,3 +46,16 @@ def get_executor(
 
         return LocalExecutor(workers=workers)
     raise PhiEvalError(f"unknown sandbox {kind!r}; choose one of {', '.join(SANDBOXES)}")
+
+
+def preflight(kind: str, *, docker_hosts: list[str] | None = None) -> None:
+    """Fail in one line before any work is done when the chosen sandbox cannot run (no engine)."""
+    from phi_eval.errors import PhiEvalError
+
+    if kind == "docker":
+        from phi_eval.sandbox.docker import connect
+
+        for client in connect(docker_hosts or []):
+            client.close()
+    elif kind != "local":
+        raise PhiEvalError(f"unknown sandbox {kind!r}; choose one of {', '.join(SANDBOXES)}")
