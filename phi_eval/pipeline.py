@@ -260,7 +260,7 @@ def finish_run(cfg: RunConfig, task: Task, problems: Sequence[Problem], run_dir:
         "n": n_max,
         "pass_at_k": run_pass_at_k(records, ks),
         "outcomes": outcome_counts(records),
-        **summarize(records),
+        **summarize(records, allowed=cfg.allowed_imports or task.allowed_imports),
         "created_at": now_iso(),
         "phi_eval_version": __version__,
         "duration_s": round(elapsed_s, 2),
