@@ -126,13 +126,24 @@ def _prompts(cfg: RunConfig, task: Task, problems: Sequence[Problem], fmt: str) 
     return {p.task_id: build_prompt(task, p, fmt) for p in problems}
 
 
+def _trained_format(cfg: RunConfig) -> str | None:
+    """A checkpoint from `phi-eval train` is evaluated in the prompt format it was trained with."""
+    if cfg.prompt_format != "auto" or not cfg.model:
+        return None
+    path = Path(cfg.model) / "train_config.json"
+    if not path.is_file():
+        return None
+    fmt = runfolder.read_json(path).get("prompt_format")
+    return fmt if isinstance(fmt, str) and fmt != "auto" else None
+
+
 def generate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], run_dir: Path,
                      generator: Generator) -> list[Sample]:
     """Draw n samples per problem into samples.jsonl, skipping what an earlier attempt finished."""
     from phi_eval.postprocess import postprocess
     from phi_eval.prompts import resolve_format
 
-    fmt = resolve_format(cfg.prompt_format, cfg.model or "")
+    fmt = resolve_format(_trained_format(cfg) or cfg.prompt_format, cfg.model or "")
     prompt_of = _prompts(cfg, task, problems, fmt)
     prompts_path = run_dir / runfolder.PROMPTS
     if not prompts_path.exists():
