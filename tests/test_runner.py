@@ -1,0 +1,321 @@
+"""The trusted runner (sandbox/runner.py) through LocalExecutor: real processes, real benchmark data.
+
+Run as root (CI is), the runner splits each sample into a test process and a candidate process
+under two unprivileged uids; the hostile table in tests/hostile.py must never pass, and nothing
+of the sandbox uids may be left running afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hostile import CANARY, HOSTILE, Hostile
+
+from phi_eval.jobs import ExecJob, ExecResult, build_job
+from phi_eval.paths import sandbox_dir
+from phi_eval.sandbox.local import LocalExecutor
+from phi_eval.tasks import Problem, get_task
+
+RUNNER = sandbox_dir() / "runner.py"
+ROOT = os.geteuid() == 0
+HOSTILE_TIMEOUT_S = 2.0
+# MBPP references the runner cannot pass by design (see the report): 123 is too slow for 3 s on a
+# loaded CI box; 367, 601 and 927 build objects of the candidate's own classes in the tests.
+MBPP_KNOWN = {"Mbpp/123", "Mbpp/367", "Mbpp/601", "Mbpp/927"}
+
+
+@pytest.fixture(scope="module")
+def humaneval() -> tuple[object, dict[str, Problem]]:
+    task = get_task("humaneval")
+    problems, _ = task.load()
+    return task, {p.task_id: p for p in problems}
+
+
+@pytest.fixture(scope="module")
+def executor():
+    os.environ[CANARY] = "leaked-if-you-can-read-this"  # must not reach any sandboxed process
+    try:
+        with LocalExecutor(workers=2, warn=False) as ex:
+            yield ex
+    finally:
+        os.environ.pop(CANARY, None)
+
+
+def run_all(ex: LocalExecutor, jobs: list[ExecJob]) -> dict[str, ExecResult]:
+    out: dict[str, ExecResult] = {}
+    ex.run(jobs, lambda r: out.__setitem__(r.id, r))
+    assert set(out) == {j.id for j in jobs}, "every job gets exactly one verdict"
+    return out
+
+
+def sandbox_processes(uids: set[int]) -> list[str]:
+    """Processes whose real, effective or saved uid is one of `uids`."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/status") as fh:
+                status = fh.read()
+        except OSError:
+            continue
+        m = re.search(r"^Uid:\s+(\d+)\s+(\d+)\s+(\d+)", status, re.M)
+        if m and {int(u) for u in m.groups()} & uids:
+            found.append(f"{pid}: {status.splitlines()[0]}")
+    return found
+
+
+def sandbox_files(uids: set[int]) -> list[str]:
+    left = []
+    for root in ("/tmp", "/var/tmp", "/dev/shm"):
+        try:
+            for entry in os.scandir(root):
+                if entry.stat(follow_symlinks=False).st_uid in uids:
+                    left.append(entry.path)
+        except OSError:
+            pass
+    return left
+
+
+def wait_gone(uids: set[int], timeout: float = 5.0) -> list[str]:
+    end = time.monotonic() + timeout
+    while True:
+        left = sandbox_processes(uids)
+        if not left or time.monotonic() > end:
+            return left
+        time.sleep(0.05)
+
+
+# ------------------------------------------------------------------------------------ data sets
+
+
+def test_humaneval_canonical_solutions_all_pass(executor: LocalExecutor, humaneval) -> None:
+    task, problems = humaneval
+    jobs = [build_job(task, p, p.reference, 0) for p in problems.values()]
+    results = run_all(executor, jobs)
+    bad = {k: (r.outcome, r.detail) for k, r in results.items() if not r.passed}
+    assert not bad
+    assert len(results) == 164
+
+
+def test_mbpp_references_pass(executor: LocalExecutor, mbpp_path: Path) -> None:
+    task = get_task("mbpp")
+    problems, _ = task.load(mbpp_path, split="all")
+    sample = [p for p in problems[::7] if p.task_id not in MBPP_KNOWN]
+    results = run_all(executor, [build_job(task, p, p.reference, 0) for p in sample])
+    bad = {k: (r.outcome, r.detail) for k, r in results.items() if not r.passed}
+    assert not bad
+    assert len(results) >= 130
+
+
+def _mutants(p: Problem) -> dict[str, str]:
+    lines = p.reference.rstrip("\n").split("\n")
+    return {
+        "return_none": "    return None\n",
+        "cut_short": "\n".join(lines[: max(1, len(lines) // 2)]) + "\n" if len(lines) > 2 else "    pass\n",
+        "pass": "    pass\n",
+    }
+
+
+def test_mutants_fail(executor: LocalExecutor, humaneval) -> None:
+    task, problems = humaneval
+    jobs = []
+    for i, p in enumerate(problems.values()):
+        for j, (kind, text) in enumerate(_mutants(p).items()):
+            if kind == "pass" or i % 4 == 0:  # every problem once, a quarter of them with all three
+                jobs.append(build_job(task, p, text, j))
+    results = run_all(executor, jobs)
+    passed = [k for k, r in results.items() if r.passed]
+    assert not passed
+    outcomes = {r.outcome for r in results.values()}
+    assert "failed" in outcomes and "runtime_error" in outcomes
+
+
+def test_mbpp_wrong_program_fails(executor: LocalExecutor, mbpp_path: Path) -> None:
+    task = get_task("mbpp")
+    problems, _ = task.load(mbpp_path, split="prompt")
+    jobs = [build_job(task, p, re.sub(r"return .*", "return None", p.reference), 0) for p in problems]
+    results = run_all(executor, jobs)
+    assert not [k for k, r in results.items() if r.passed]
+
+
+# ------------------------------------------------------------------------------------ hostile
+
+
+def _hostile_job(task, problems: dict[str, Problem], h: Hostile, n: int) -> ExecJob:
+    return build_job(task, problems[h.task_id], h.completion, 1000 + n, timeout_s=HOSTILE_TIMEOUT_S)
+
+
+def test_hostile_completions_never_pass(executor: LocalExecutor, humaneval) -> None:
+    task, problems = humaneval
+    hostile_jobs = {(_j := _hostile_job(task, problems, h, n)).id: (h, _j) for n, h in enumerate(HOSTILE)}
+    honest = [build_job(task, p, p.reference, 0) for p in list(problems.values())[::4]]
+    jobs: list[ExecJob] = []
+    for i, (_, job) in enumerate(hostile_jobs.values()):  # interleave: hostile next to honest work
+        jobs.append(job)
+        jobs.extend(honest[i * 2 : i * 2 + 2])
+    jobs.extend(honest[len(hostile_jobs) * 2 :])
+    results = run_all(executor, jobs)
+
+    wrong = []
+    for job_id, (h, _) in hostile_jobs.items():
+        r = results[job_id]
+        if not h.allows(r.outcome):
+            wrong.append(
+                f"{h.name}: {r.outcome} ({r.detail}) - expected {sorted(h.outcomes or ['not passed'])}"
+            )
+    assert not wrong, "\n".join(wrong)
+    honest_bad = {
+        j.id: (results[j.id].outcome, results[j.id].detail) for j in honest if not results[j.id].passed
+    }
+    assert not honest_bad, "hostile neighbours must not disturb honest samples"
+    if ROOT:
+        uids = {u for pair in executor.uids for u in pair}
+        assert not wait_gone(uids), "the sweep left sandbox processes behind"
+        assert not sandbox_files(uids), "the sweep left sandbox files behind"
+
+
+def test_memory_scan_detector_would_see_a_planted_copy(executor: LocalExecutor, humaneval) -> None:
+    """Control for find_tests_in_memory: with the text planted in its own memory, it does pass."""
+    task, problems = humaneval
+    h = next(h for h in HOSTILE if h.name == "find_tests_in_memory")
+    planted = "    planted = b'candidate(144, 60) ' + b'== 12'\n" + h.completion
+    result = run_all(executor, [build_job(task, problems[h.task_id], planted, 7)])
+    assert next(iter(result.values())).passed
+
+
+# ------------------------------------------------------------------------------------ protocol
+
+
+def _raw_runner(*extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-I", "-S", "-u", str(RUNNER), *extra],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_runner_protocol_bad_lines_and_eof(humaneval) -> None:
+    task, problems = humaneval
+    p = problems["HumanEval/23"]
+    good = json.dumps(build_job(task, p, p.reference, 0).to_json())
+    bad_id = json.dumps({"id": "x#1", "candidate": 5})
+    proc = _raw_runner("--uids", "2099990001,2099990002") if ROOT else _raw_runner()
+    out, err = proc.communicate(("\n".join(["{not json", bad_id, "[1, 2]", good, ""])).encode(), timeout=60)
+    assert proc.returncode == 0, err.decode()[-500:]
+    lines = [json.loads(line) for line in out.decode().splitlines()]
+    ready = lines[0]
+    assert ready["ready"] is True and re.fullmatch(r"[0-9a-f]{12}", ready["runner"])
+    assert ready["isolation"] == ("uid" if ROOT else "same-uid")
+    assert [r["outcome"] for r in lines[1:]] == ["sandbox_error", "sandbox_error", "sandbox_error", "passed"]
+    assert lines[2]["id"] == "x#1" and lines[4]["id"] == "HumanEval/23#0"
+    assert all(set(r) == {"id", "outcome", "duration_s", "detail"} for r in lines[1:])
+
+
+def test_outcome_classes(executor: LocalExecutor, humaneval) -> None:
+    task, problems = humaneval
+    p = problems["HumanEval/13"]
+    cases = {
+        "syntax_error": "    return (\n",
+        "runtime_error": "    return 1 // 0\n",
+        "failed": "    return a\n",
+        "oom": "    return len(bytearray(1 << 40))\n",
+        "timeout": "    import time\n    time.sleep(30)\n",
+    }
+    jobs = {kind: build_job(task, p, text, n, timeout_s=1.5) for n, (kind, text) in enumerate(cases.items())}
+    results = run_all(executor, list(jobs.values()))
+    assert {kind: results[j.id].outcome for kind, j in jobs.items()} == {k: k for k in cases}
+    assert "ZeroDivisionError" in results[jobs["runtime_error"].id].detail
+
+
+def test_mbpp_names_resolve_across_processes(executor: LocalExecutor) -> None:
+    """MBPP asserts call the solution by name; values, modules and builtin-shadowing names work."""
+    program = (
+        "import math\nfrom collections import Counter\nLIMIT = 10\n"
+        "def sum(a, b):\n    return a * b\n"
+        "def counts(s):\n    return Counter(s)\n"
+        "def twice(f, x):\n    return f(f(x))\n"
+        "def inc(x):\n    return x + 1\n"
+        "def weird():\n    return (1 << 80, float('nan'), -0.0, 1j, b'\\x00', {1: {2}}, frozenset([3]))\n"
+    )
+    tests = (
+        "assert sum(3, 4) == 12\nassert counts('aab') == {'a': 2, 'b': 1}\nassert LIMIT == 10\n"
+        "assert math.isclose(math.pi, 3.14159, rel_tol=1e-3)\nassert twice(inc, 1) == 3\n"
+        "big, nan, negz, c, by, d, fs = weird()\n"
+        "assert big == 1 << 80 and nan != nan and str(negz) == '-0.0' and c == 1j and by == b'\\x00'\n"
+        "assert d == {1: {2}} and fs == frozenset([3])\nassert abs(-2) == 2\n"
+    )
+    job = ExecJob(
+        id="names#0",
+        candidate=program,
+        prelude="",
+        tests=tests,
+        entry_point=None,
+        timeout_s=3.0,
+        memory_mb=512,
+    )
+    result = run_all(executor, [job])["names#0"]
+    assert result.passed, result.detail
+
+
+# ------------------------------------------------------------------------------------ lifecycle
+
+
+def test_hung_runner_is_replaced_and_the_job_rerun(humaneval) -> None:
+    task, problems = humaneval
+    p = problems["HumanEval/23"]
+    job = build_job(task, p, p.reference, 0, timeout_s=1.0)
+    with LocalExecutor(workers=1, warn=False, grace_s=1.0) as ex:
+        first = ex._workers[0].proc.pid
+        os.kill(first, signal.SIGSTOP)  # a runner that stops answering
+        results = run_all(ex, [job])
+        assert results[job.id].passed
+        assert ex._workers[0].proc.pid != first
+    with pytest.raises(ProcessLookupError):
+        os.kill(first, 0)
+
+
+def test_close_leaves_no_process(humaneval) -> None:
+    task, problems = humaneval
+    p = problems["HumanEval/13"]
+    daemon = next(h for h in HOSTILE if h.name == "setsid_daemon")
+    ex = LocalExecutor(workers=2, warn=False)
+    pids = [w.proc.pid for w in ex._workers] + [w.info["zygote"] for w in ex._workers]
+    uids = {u for pair in ex.uids for u in pair}
+    try:
+        run_all(
+            ex, [build_job(task, p, daemon.completion, 1, timeout_s=2.0), build_job(task, p, p.reference, 0)]
+        )
+    finally:
+        ex.close()
+    deadline = time.monotonic() + 5
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        alive = [pid for pid in pids if Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)]
+        time.sleep(0.05)
+    assert not alive, "runner or zygote still running after close()"
+    if ROOT:
+        assert not wait_gone(uids)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
+
+
+def test_local_executor_warns_loudly(capsys: pytest.CaptureFixture[str]) -> None:
+    with LocalExecutor(workers=1):
+        pass
+    err = " ".join(capsys.readouterr().err.replace("│", " ").split())
+    assert "NOT in a container" in err and "--sandbox docker" in err
