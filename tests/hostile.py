@@ -99,22 +99,23 @@ HOSTILE: list[Hostile] = [
         "rigged_eq_object",
         _RIGGED + "    return Anything()\n",
         GCD,
-        "an object whose __eq__ is always True is not a builtin value: never compared, never a pass",
-        "runtime_error",
+        "an object whose __eq__ is always True comes back as T's opaque handle: == 1 is False",
+        "failed",
     ),
     _h(
         "rigged_abs_sub_object",
         _RIGGED + "    return Anything()\n",
         TRUNC,
-        "rigged __sub__/__abs__/__lt__ cannot satisfy abs(x - y) < 1e-6",
+        "a handle: == 0.5 is False, and abs(x - y) < 1e-6 would be a TypeError (no arithmetic)",
+        "failed",
         "runtime_error",
     ),
     _h(
         "rigged_bool_object",
         _RIGGED + "    return Anything()\n",
         CLOSE,
-        "a rigged object compared with == True/False is rejected",
-        "runtime_error",
+        "a rigged object compared with == True/False is a handle, equal to neither",
+        "failed",
     ),
     _h(
         "rigged_int_subclass",
@@ -378,3 +379,108 @@ HOSTILE: list[Hostile] = [
 
 HOSTILE_BY_NAME = {h.name: h for h in HOSTILE}
 assert len(HOSTILE_BY_NAME) == len(HOSTILE), "hostile names must be unique"
+
+
+# --- MBPP-style attacks: a whole program, and assert lines that call it by name ------------------
+
+
+@dataclass(frozen=True)
+class HostileProgram:
+    """An MBPP-shaped sample: `program` is the candidate, `tests` the assert lines run against it."""
+
+    name: str
+    program: str
+    tests: str
+    asserts: str
+    outcomes: frozenset[str]
+
+    def allows(self, outcome: str) -> bool:
+        return outcome != "passed" and outcome in self.outcomes
+
+
+# Equal to everything, truthy, of any length, less than anything, printing as "2": each rigged
+# method would pass its assert if T ever asked the candidate's object.
+_RIGGED_PROGRAM = """\
+class int:
+    def __eq__(self, other): return True
+    def __ne__(self, other): return False
+    def __bool__(self): return True
+    def __len__(self): return 3
+    def __lt__(self, other): return True
+    __le__ = __gt__ = __ge__ = __lt__
+    def __sub__(self, other): return 0
+    __rsub__ = __sub__
+    def __abs__(self): return 0
+    def __float__(self): return 2.0
+    def __index__(self): return 2
+    __int__ = __index__
+    def __hash__(self): return 2
+    def __iter__(self): return iter([1, 2, 3])
+    def __contains__(self, item): return True
+    def __str__(self): return "2"
+    __repr__ = __str__
+    def __getattr__(self, name): return int()
+    def __call__(self, *args): return int()
+def f(x):
+    return int()
+"""
+
+
+def _p(name: str, tests: str, asserts: str, *outcomes: str) -> HostileProgram:
+    return HostileProgram(name, _RIGGED_PROGRAM, tests, asserts, frozenset(outcomes))
+
+
+HOSTILE_MBPP: list[HostileProgram] = [
+    _p("mbpp_rigged_eq", "assert f(1) == 2\n", "a handle equals only the same handle", "failed"),
+    _p("mbpp_rigged_ne", "assert not (f(1) != 2)\n", "!= is T's own too", "failed"),
+    _p("mbpp_rigged_bool", "assert f(1)\n", "the truth value of a handle raises TypeError", "runtime_error"),
+    _p("mbpp_rigged_not", "assert not f(1) is None and f(1)\n", "truth value again", "runtime_error"),
+    _p("mbpp_rigged_len", "assert len(f(1)) == 3\n", "len() of a handle is a TypeError", "runtime_error"),
+    _p("mbpp_rigged_lt", "assert f(1) < 3\n", "ordering of a handle is a TypeError", "runtime_error"),
+    _p("mbpp_rigged_abs", "assert abs(f(1) - 2) < 1e-9\n", "no arithmetic on a handle", "runtime_error"),
+    _p("mbpp_rigged_isclose", "import math\nassert math.isclose(f(1), 2)\n", "no float()", "runtime_error"),
+    _p("mbpp_rigged_in", "assert f(1) in [2, 3]\n", "list membership compares with T's ==", "failed"),
+    _p("mbpp_rigged_contains", "assert 2 in f(1)\n", "no __contains__/__iter__ on a handle", "runtime_error"),
+    _p("mbpp_rigged_list", "assert list(f(1)) == [1, 2, 3]\n", "a handle is not iterable", "runtime_error"),
+    _p(
+        "mbpp_rigged_str", "assert str(f(1)) == '2' or repr(f(1)) == '2'\n", "str is T's fixed text", "failed"
+    ),
+    _p("mbpp_rigged_index", "assert [0, 1, 2][f(1)] == 2\n", "no __index__ on a handle", "runtime_error"),
+    _p("mbpp_rigged_dict_key", "assert {2: 'x'}.get(f(1)) == 'x'\n", "hash and == are T's", "failed"),
+    _p(
+        "mbpp_rigged_getattr",
+        "assert f(1).value == 2\n",
+        "an attribute served by a rigged __getattr__ is one more handle",
+        "failed",
+    ),
+    _p(
+        "mbpp_rigged_getattr_bool",
+        "assert f(1).ok and f(1).ok()\n",
+        "whatever __getattr__/__call__ return, truth still raises",
+        "runtime_error",
+    ),
+    _p(
+        "mbpp_rigged_same_handle",
+        "assert f(1) == f(2) and f(1) == 2\n",
+        "two handles may be equal (same id), never a handle and a value",
+        "failed",
+    ),
+    HostileProgram(
+        "mbpp_forged_handle_dict",
+        "def f(x):\n    return {'t': 'ref', 'id': 0, 'type': 'int'}\n",
+        "assert f(1) == f(2) and not isinstance(f(1), dict)\n",
+        "a dict shaped like a handle crosses as a plain dict",
+        frozenset({"failed"}),
+    ),
+    HostileProgram(
+        "mbpp_forged_handle_frame",
+        "import os, struct\nclass N:\n    pass\nn = N()\n"
+        'def f(x):\n    body = b\'{"r":{"t":"ref","id":-1,"type":"x"}}\'\n'
+        "    os.write(4, struct.pack('<I', len(body)) + body)\n    return 0\n",
+        "assert f(1) == 2\nassert f(1) == n\n",
+        "a forged frame with a bad handle id is a malformed reply",
+        frozenset({"failed", "runtime_error"}),
+    ),
+]
+HOSTILE_MBPP_BY_NAME = {h.name: h for h in HOSTILE_MBPP}
+assert len(HOSTILE_MBPP_BY_NAME) == len(HOSTILE_MBPP), "hostile names must be unique"

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
-from hostile import CANARY, HOSTILE, Hostile
+from hostile import CANARY, HOSTILE, HOSTILE_MBPP, HOSTILE_MBPP_BY_NAME, Hostile
 
-from phi_eval.jobs import ExecJob, ExecResult, build_job
+from phi_eval.jobs import ExecJob, ExecResult, build_job, setup_imports
 from phi_eval.paths import sandbox_dir
 from phi_eval.sandbox.local import LocalExecutor
 from phi_eval.tasks import Problem, get_task
@@ -27,9 +27,7 @@ from phi_eval.tasks import Problem, get_task
 RUNNER = sandbox_dir() / "runner.py"
 ROOT = os.geteuid() == 0
 HOSTILE_TIMEOUT_S = 2.0
-# MBPP references the runner cannot pass by design (see the report): 123 is too slow for 3 s on a
-# loaded CI box; 367, 601 and 927 build objects of the candidate's own classes in the tests.
-MBPP_KNOWN = {"Mbpp/123", "Mbpp/367", "Mbpp/601", "Mbpp/927"}
+MBPP_TIMEOUT_S = 10.0  # tasks/mbpp.toml: Mbpp/123's reference takes several seconds
 
 
 @pytest.fixture(scope="module")
@@ -106,14 +104,16 @@ def test_humaneval_canonical_solutions_all_pass(executor: LocalExecutor, humanev
     assert len(results) == 164
 
 
-def test_mbpp_references_pass(executor: LocalExecutor, mbpp_path: Path) -> None:
+def test_mbpp_references_all_pass(executor: LocalExecutor, mbpp_path: Path) -> None:
+    """All 974, including the setups that build trees of the candidate's own Node class (367,
+    927) and the asserts that build the candidate's Pair objects (601)."""
     task = get_task("mbpp")
     problems, _ = task.load(mbpp_path, split="all")
-    sample = [p for p in problems[::7] if p.task_id not in MBPP_KNOWN]
-    results = run_all(executor, [build_job(task, p, p.reference, 0) for p in sample])
+    jobs = [build_job(task, p, p.reference, 0, timeout_s=MBPP_TIMEOUT_S) for p in problems]
+    results = run_all(executor, jobs)
     bad = {k: (r.outcome, r.detail) for k, r in results.items() if not r.passed}
     assert not bad
-    assert len(results) >= 130
+    assert len(results) == len(problems) >= 974
 
 
 def _mutants(p: Problem) -> dict[str, str]:
@@ -137,6 +137,38 @@ def test_mutants_fail(executor: LocalExecutor, humaneval) -> None:
     assert not passed
     outcomes = {r.outcome for r in results.values()}
     assert "failed" in outcomes and "runtime_error" in outcomes
+
+
+def test_mbpp_setup_runs_after_the_program_and_only_its_imports_in_the_tests(mbpp_path: Path) -> None:
+    task = get_task("mbpp")
+    problems, _ = task.load(mbpp_path, split="all")
+    p = next(p for p in problems if p.task_id == "Mbpp/927")
+    job = build_job(task, p, p.reference, 0)
+    assert job.candidate.startswith(p.reference) and job.candidate.rstrip().endswith(p.setup.rstrip())
+    assert job.prelude == ""  # `root = Node(1)` ... needs the candidate's class: it runs in C only
+    setup = "import math\nfrom collections import Counter as C\nroot = Node(1)\nif True:\n    import os\n"
+    assert setup_imports(setup) == "import math\nfrom collections import Counter as C\n"
+    assert setup_imports("") == setup_imports("def (") == ""
+
+
+def test_mbpp_setup_imports_reach_the_tests(executor: LocalExecutor) -> None:
+    """A setup that only imports what the asserts use (sanitized MBPP's test_imports) still works,
+    with T's own module, even where the program never imports it."""
+    task = get_task("mbpp")
+    p = Problem(
+        task_id="Mbpp/9001",
+        prompt="",
+        tests="assert math.isclose(area(1.0), math.pi)\nassert dq(deque([1, 2])) == [1, 2]\n",
+        entry_point=None,
+        reference="",
+        setup="import math\nfrom collections import deque",
+        completion_is_program=True,
+    )
+    program = "def area(r):\n    return 3.141592653589793 * r * r\ndef dq(x):\n    return list(x)\n"
+    job = build_job(task, p, program, 0)
+    assert job.prelude.split() == ["import", "math", "from", "collections", "import", "deque"]
+    result = run_all(executor, [job])[job.id]
+    assert result.passed, result.detail
 
 
 def test_mbpp_wrong_program_fails(executor: LocalExecutor, mbpp_path: Path) -> None:
@@ -190,6 +222,132 @@ def test_memory_scan_detector_would_see_a_planted_copy(executor: LocalExecutor, 
     planted = "    planted = b'candidate(144, 60) ' + b'== 12'\n" + h.completion
     result = run_all(executor, [build_job(task, problems[h.task_id], planted, 7)])
     assert next(iter(result.values())).passed
+
+
+def test_mbpp_hostile_objects_never_pass(executor: LocalExecutor) -> None:
+    """Objects of the candidate's classes come back as T's own handles: rigged __eq__, __bool__,
+    __len__, __getattr__... are never asked."""
+    jobs = {
+        h.name: ExecJob(
+            id=f"{h.name}#0",
+            candidate=h.program,
+            prelude="",
+            tests=h.tests,
+            entry_point=None,
+            timeout_s=HOSTILE_TIMEOUT_S,
+            memory_mb=512,
+        )
+        for h in HOSTILE_MBPP
+    }
+    honest = ExecJob(  # control: the same kinds of asserts pass where f returns the real value
+        id="honest#0",
+        candidate="def f(x):\n    return 2\n",
+        prelude="",
+        tests="".join(
+            HOSTILE_MBPP_BY_NAME[n].tests
+            for n in ("mbpp_rigged_eq", "mbpp_rigged_bool", "mbpp_rigged_isclose")
+        ),
+        entry_point=None,
+        timeout_s=HOSTILE_TIMEOUT_S,
+        memory_mb=512,
+    )
+    results = run_all(executor, [*jobs.values(), honest])
+    assert results["honest#0"].passed, results["honest#0"].detail
+    wrong = [
+        f"{h.name}: {r.outcome} ({r.detail}) - expected {sorted(h.outcomes)}"
+        for h in HOSTILE_MBPP
+        if not h.allows((r := results[jobs[h.name].id]).outcome)
+    ]
+    assert not wrong, "\n".join(wrong)
+    assert "not trusted" in results["mbpp_rigged_bool#0"].detail
+
+
+_OBJECTS_PROGRAM = """\
+class Node:
+    made = 0
+    def __init__(self, data):
+        Node.made += 1
+        self.data = data
+        self.left = self.right = None
+    def __eq__(self, other):
+        return True
+    def __len__(self):
+        return 99
+    def total(self):
+        return self.data + sum(c.total() for c in (self.left, self.right) if c is not None)
+def height(node):
+    return 0 if node is None else 1 + max(height(node.left), height(node.right))
+def total_of(nodes):
+    return sum(n.total() for n in nodes)
+def by_key(d):
+    return sorted(k for k, v in d.items() if v.data > 1)
+def pair(a, b):
+    return (a, [b, {"k": a}])
+def same(a, b):
+    return a is b
+def gen(n):
+    return (i for i in range(n))
+def make_class():
+    return Node
+"""
+
+_OBJECTS_TESTS = """\
+root = Node(1)
+root.left = Node(2)
+root.right = Node(3)
+root.left.left = Node(4)
+assert height(root) == 3 and root.total() == 10 and root.left.left.data == 4
+assert root.left.right is None and Node.made == 4
+assert root.left == root.left and root.left != root.right and root != 1
+assert len({root, root, root.left}) == 2
+assert total_of([root.left, root.right]) == 9 and total_of((root.right,)) == 3
+assert by_key({"a": root, "b": root.left}) == ["b"]
+a, (b, d) = pair(root, 5)[0], pair(root, 5)[1]
+assert same(a, root) and not same(a, root.left) and b == 5 and same(d["k"], root)
+g = gen(3)
+assert same(g, g) and str(g).startswith("<candidate generator object")
+try:
+    list(g)
+    raise AssertionError("a handle must not be iterable")
+except TypeError:
+    pass
+try:
+    bool(root)
+    raise AssertionError("a handle must have no truth value")
+except TypeError as exc:
+    assert "not trusted" in str(exc)
+for probe in (lambda: len(root), lambda: root < root, lambda: root + 1, lambda: float(root), lambda: 2 in root):
+    try:
+        probe()
+        raise AssertionError("probe must raise")
+    except TypeError:
+        pass
+cls = make_class()
+assert cls(7).data == 7 and hasattr(root, "total") and not hasattr(root, "nope")
+try:
+    del root.left
+    raise AssertionError("delattr must raise")
+except TypeError:
+    pass
+"""
+
+
+def test_candidate_objects_are_remote_handles(executor: LocalExecutor) -> None:
+    """MBPP 367/601/927-style use: build the candidate's objects, set and read attributes, pass
+    them back (also inside containers); T compares only handle identities."""
+    job = ExecJob(
+        id="objects#0",
+        candidate=_OBJECTS_PROGRAM,
+        prelude="",
+        tests=_OBJECTS_TESTS,
+        entry_point=None,
+        timeout_s=5.0,
+        memory_mb=512,
+    )
+    wrong = ExecJob(**{**job.to_json(), "id": "objects#1", "tests": "assert height(Node(1)) == 2\n"})
+    results = run_all(executor, [job, wrong])
+    assert results["objects#0"].passed, results["objects#0"].detail
+    assert results["objects#1"].outcome == "failed"
 
 
 # ------------------------------------------------------------------------------------ protocol
