@@ -1,0 +1,238 @@
+"""The sandbox image: its tag, and building it offline (debootstrap + import) or from the Dockerfile.
+
+The tag is a hash of the runner and the recipe files, so a container never runs an old runner: any
+change to `sandbox/runner.py`, `sandbox/Dockerfile` or `sandbox/build_rootfs.sh` names a new image.
+Offline, the Debian rootfs is built once and cached as a tarball (and as a local base image), so a
+rebuild after a runner change only re-runs the Dockerfile's COPY: seconds, not a minute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import tarfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from phi_eval.errors import PhiEvalError
+from phi_eval.paths import sandbox_dir
+
+if TYPE_CHECKING:  # docker is imported only where it is used
+    from docker import DockerClient
+
+IMAGE_REPO = "phi-eval-sandbox"
+BASE_REPO = "phi-eval-base"
+RUNNER_IN_IMAGE = "/opt/phi_eval/runner.py"  # where the Dockerfile COPYs the runner
+RUNNER_SHA_LABEL = "phi-eval.runner-sha256"
+RECIPE_FILES = ("runner.py", "Dockerfile", "build_rootfs.sh")
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+
+
+def source_dir(src: Path | None = None) -> Path:
+    """The folder holding the runner and the recipe (the checkout's or the wheel's `sandbox/`)."""
+    try:
+        folder = Path(src) if src is not None else sandbox_dir()
+    except FileNotFoundError as exc:
+        raise PhiEvalError(str(exc)) from None
+    missing = [name for name in RECIPE_FILES if not (folder / name).is_file()]
+    if missing:
+        raise PhiEvalError(f"{folder} lacks {', '.join(missing)}; reinstall phi-eval or restore the files")
+    return folder
+
+
+def _sha256(*paths: Path) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def runner_sha256(src: Path | None = None) -> str:
+    """sha256 of the runner file alone: recorded as an image label and checked by `sandbox check`."""
+    return hashlib.sha256((source_dir(src) / "runner.py").read_bytes()).hexdigest()
+
+
+def image_tag(src: Path | None = None) -> str:
+    """`phi-eval-sandbox:<12 hex>` of the runner + recipe files: a new runner never meets an old image."""
+    folder = source_dir(src)
+    return f"{IMAGE_REPO}:{_sha256(*(folder / name for name in RECIPE_FILES))[:12]}"
+
+
+def base_tag(src: Path | None = None) -> str:
+    """The offline base image (Debian + python3), named by the rootfs recipe alone."""
+    return f"{BASE_REPO}:{_sha256(source_dir(src) / 'build_rootfs.sh')[:12]}"
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "phi-eval"
+
+
+def has_image(client: DockerClient, tag: str) -> bool:
+    import docker.errors
+
+    try:
+        client.images.get(tag)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def debian_mirror() -> str:
+    """PHI_EVAL_DEBIAN_MIRROR, else the first Debian URI apt is configured with, else deb.debian.org."""
+    if os.environ.get("PHI_EVAL_DEBIAN_MIRROR"):
+        return os.environ["PHI_EVAL_DEBIAN_MIRROR"]
+    sources = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
+    for path in sources:
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            words = line.split()
+            urls = words[1:] if words[:1] == ["URIs:"] else words[1:2] if words[:1] == ["deb"] else []
+            urls = [u for u in urls if not u.startswith("[")]
+            for url in urls:
+                if url.rstrip("/").endswith("/debian"):
+                    return url
+    return DEFAULT_MIRROR
+
+
+def build_rootfs(src: Path | None = None, *, force: bool = False) -> Path:
+    """Run build_rootfs.sh once and keep its tarball in the cache (about 30 s)."""
+    script = source_dir(src) / "build_rootfs.sh"
+    tarball = cache_dir() / f"rootfs-{_sha256(script)[:12]}.tar"
+    if tarball.is_file() and not force:
+        return tarball
+    if shutil.which("debootstrap") is None:
+        raise PhiEvalError(
+            "building the sandbox image offline needs debootstrap (apt-get install debootstrap); "
+            "or run `phi-eval sandbox build --from-dockerfile` where a registry is reachable"
+        )
+    if os.geteuid() != 0:
+        raise PhiEvalError(
+            "building the sandbox image offline needs root once: run `sudo phi-eval sandbox build`, "
+            "or `phi-eval sandbox build --from-dockerfile` where a registry is reachable"
+        )
+    tarball.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        ["sh", str(script), str(tarball), debian_mirror()], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise PhiEvalError(f"debootstrap of the sandbox rootfs failed ({last}); check the Debian mirror")
+    return tarball
+
+
+def _import_base(client: DockerClient, src: Path | None, *, force: bool) -> str:
+    tag = base_tag(src)
+    if has_image(client, tag) and not force:
+        return tag
+    tarball = build_rootfs(src, force=force)
+    repo, _, version = tag.partition(":")
+    client.api.import_image_from_file(
+        str(tarball), repository=repo, tag=version, changes=["ENV PATH=/usr/bin:/bin", 'CMD ["python3"]']
+    )
+    if not has_image(client, tag):
+        raise PhiEvalError(f"docker import of {tarball} did not create {tag}; see the engine's log")
+    return tag
+
+
+def _context(folder: Path) -> io.BytesIO:
+    """The build context: the Dockerfile and the runner, nothing else of the host."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name in ("Dockerfile", "runner.py"):
+            data = (folder / name).read_bytes()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    return buf
+
+
+def build_image(
+    client: DockerClient,
+    *,
+    from_dockerfile: bool = False,
+    force: bool = False,
+    src: Path | None = None,
+) -> str:
+    """Build the sandbox image and return its tag; offline unless `from_dockerfile`."""
+    import docker.errors
+
+    folder = source_dir(src)
+    tag = image_tag(folder)
+    buildargs: dict[str, Any] = {}
+    if not from_dockerfile:
+        buildargs["BASE"] = _import_base(client, folder, force=force)
+    try:
+        client.images.build(
+            fileobj=_context(folder),
+            custom_context=True,
+            tag=tag,
+            buildargs=buildargs,
+            labels={RUNNER_SHA_LABEL: runner_sha256(folder), "phi-eval": "sandbox-image"},
+            rm=True,
+            forcerm=True,
+            pull=False,
+            nocache=force,
+        )
+    except docker.errors.BuildError as exc:
+        hint = "is a registry reachable?" if from_dockerfile else "see `docker images` for the base image"
+        raise PhiEvalError(f"building {tag} failed: {str(exc).strip().splitlines()[-1]} ({hint})") from None
+    except docker.errors.APIError as exc:
+        raise PhiEvalError(f"building {tag} failed: {exc.explanation or exc}") from None
+    prune_old_images(client, keep=tag, keep_base=buildargs.get("BASE", base_tag(folder)))
+    return tag
+
+
+def prune_old_images(client: DockerClient, *, keep: str, keep_base: str) -> int:
+    """Remove images (and cached rootfs tarballs) of older recipes: each runner change tags a new
+    image, and they would pile up. Images a container still uses stay."""
+    import docker.errors
+
+    old = [t for img in client.images.list(name=IMAGE_REPO) if keep not in img.tags for t in img.tags]
+    old += [
+        img.id for img in client.images.list(filters={"dangling": True, "label": "phi-eval=sandbox-image"})
+    ]
+    old += [t for img in client.images.list(name=BASE_REPO) if keep_base not in img.tags for t in img.tags]
+    current = f"rootfs-{keep_base.partition(':')[2]}.tar"
+    for tarball in cache_dir().glob("rootfs-*.tar"):
+        if tarball.name != current:
+            tarball.unlink(missing_ok=True)
+    removed = 0
+    for name in old:
+        try:
+            client.images.remove(name)
+            removed += 1
+        except docker.errors.APIError:  # a container (maybe another run's) still uses it
+            pass
+    return removed
+
+
+def ensure_image(
+    client: DockerClient,
+    *,
+    src: Path | None = None,
+    say: Callable[[str], None] | None = None,
+) -> str:
+    """Return the current image's tag, building it first (once, about a minute) when it is missing."""
+    tag = image_tag(src)
+    if has_image(client, tag):
+        return tag
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    started = time.monotonic()
+    with console.status(f"building the sandbox image {tag} (about a minute, once)"):
+        build_image(client, src=src)
+    message = f"built the sandbox image {tag} in {time.monotonic() - started:.0f} s"
+    (say or console.print)(message)
+    return tag
