@@ -110,14 +110,26 @@ def sweep_stale(client: DockerClient) -> int:
     return removed
 
 
+RUNNER_CMD = ["python3", "-I", "-S", "-u", "/opt/phi_eval/runner.py"]
+
+
+def sandbox_uids(slot: int) -> tuple[int, int]:
+    """A uid pair of its own for each container: without user namespaces RLIMIT_NPROC counts per uid
+    across the whole machine, so a fork bomb in one container must not eat another's allowance."""
+    base = 100_000 + (os.getpid() % 50_000) * 64
+    return base + 2 * (slot % 32), base + 2 * (slot % 32) + 1
+
+
 def container_options(
-    image: str, memory_mb: int, *, pids_limit: int = 256, owner: str = ""
+    image: str, memory_mb: int, *, pids_limit: int = 256, owner: str = "", slot: int = 0
 ) -> dict[str, Any]:
     """The hardening every sandbox container gets (see DESIGN.md, "The sandbox, in short")."""
     from docker.types import LogConfig, Ulimit
 
+    test_uid, cand_uid = sandbox_uids(slot)
     return {
         "image": image,
+        "command": [*RUNNER_CMD, "--uids", f"{test_uid},{cand_uid}"],
         "stdin_open": True,
         "tty": False,
         "detach": True,
@@ -322,7 +334,7 @@ class DockerExecutor:
     def _options(self, index: int, memory_mb: int) -> tuple[DockerClient, dict[str, Any]]:
         k = index % len(self.clients)
         return self.clients[k], container_options(
-            self.images[k], memory_mb, pids_limit=self.pids_limit, owner=self.uid
+            self.images[k], memory_mb, pids_limit=self.pids_limit, owner=self.uid, slot=index
         )
 
     def _new_slot(self, index: int) -> _Slot:
