@@ -121,9 +121,12 @@ def get_generator(cfg: RunConfig, problems: Sequence[Problem]) -> Generator:
 
 
 def _prompts(cfg: RunConfig, task: Task, problems: Sequence[Problem], fmt: str) -> dict[str, str]:
-    from phi_eval.prompts import build_prompt
+    from phi_eval.prompts import build_prompt, load_mbpp_shots
 
-    return {p.task_id: build_prompt(task, p, fmt) for p in problems}
+    shots = None
+    if cfg.mbpp_prompt == "3-shot" and task.loader == "mbpp":
+        shots = load_mbpp_shots(task, cfg.data)
+    return {p.task_id: build_prompt(task, p, fmt, mbpp_style=cfg.mbpp_prompt, shots=shots) for p in problems}
 
 
 def _trained_format(cfg: RunConfig) -> str | None:
@@ -170,6 +173,7 @@ def generate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], ru
         batch_size=cfg.batch_size,
     )
     is_reference = cfg.model == "reference"
+    by_id = {p.task_id: p for p in problems}
     if requests:
         with runfolder.JsonlAppender(samples_path) as out:
 
@@ -179,7 +183,9 @@ def generate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], ru
                     if (o.task_id, o.completion_id) in done:
                         continue  # a backend may hand back padding duplicates; keep the first
                     done.add((o.task_id, o.completion_id))
-                    completion = o.raw if is_reference else postprocess(o.raw, task.stop, fmt)
+                    problem = by_id[o.task_id]
+                    echo = problem.prompt if problem.entry_point is not None else None
+                    completion = o.raw if is_reference else postprocess(o.raw, task.stop, fmt, echo=echo)
                     record = {"task_id": o.task_id, "completion_id": o.completion_id, "completion": completion}
                     if completion != o.raw:
                         record["raw"] = o.raw

