@@ -86,6 +86,22 @@ def _looks_like_path(model: str) -> bool:
     return model.startswith(("/", ".", "~")) or model.count("/") > 1 or "\\" in model
 
 
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    """One quick TCP probe, so an offline machine gets one clear line instead of ~25 s of retries."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        with socket.create_connection((endpoint.hostname or "huggingface.co", endpoint.port or 443), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -265,6 +281,7 @@ class HFGenerator:
 
     def _check_source(self) -> str:
         """The folder path (checked) or the hub id, as from_pretrained should see it."""
+        self._local_only = False
         path = Path(self.model_name).expanduser()
         if path.is_dir():
             if not (path / "config.json").is_file():
@@ -274,13 +291,14 @@ class HFGenerator:
             raise PhiEvalError(
                 f"model folder {self.model_name} not found; pass an existing folder or a hub id like microsoft/phi-1"
             )
+        self._local_only = not _hub_reachable()  # offline: the local cache or nothing, without retries
         return self.model_name
 
     def _load_config(self, source: str) -> Any:
         from transformers import AutoConfig
 
         try:
-            return AutoConfig.from_pretrained(source, revision=self.revision)
+            return AutoConfig.from_pretrained(source, revision=self.revision, local_files_only=self._local_only)
         except (OSError, ValueError) as exc:
             raise _load_error(self.model_name, self.revision, exc) from None
 
@@ -325,11 +343,17 @@ class HFGenerator:
 
         major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
         dtype_key = "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
-        kwargs: dict[str, Any] = {"revision": self.revision, dtype_key: getattr(torch, self.dtype_name)}
+        kwargs: dict[str, Any] = {
+            "revision": self.revision,
+            dtype_key: getattr(torch, self.dtype_name),
+            "local_files_only": self._local_only,
+        }
         if self.device.type == "cuda":
             kwargs["device_map"] = {"": self.device}
         try:
-            tokenizer = AutoTokenizer.from_pretrained(source, revision=self.revision)
+            tokenizer = AutoTokenizer.from_pretrained(
+                source, revision=self.revision, local_files_only=self._local_only
+            )
             model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
         except (OSError, ValueError) as exc:
             raise _load_error(self.model_name, self.revision, exc) from None

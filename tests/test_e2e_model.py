@@ -1,0 +1,69 @@
+"""A real (tiny, freshly built) Phi model through the whole CLI: generate, resume, execute, score."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from phi_eval.cli import app
+
+runner = CliRunner()
+
+
+def cli(*args: str) -> None:
+    result = runner.invoke(app, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_generate_then_resume_keeps_first_samples(tiny_phi: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    common = ["--task", "humaneval", "--model", str(tiny_phi), "--n", "2", "--temperature", "0.8",
+              "--max-new-tokens", "24", "--seed", "7", "--out", str(out)]
+    cli("generate", *common, "--limit", "2")
+    first = (out / "samples.jsonl").read_text()
+    assert len(first.splitlines()) == 4
+    cli("generate", *common, "--limit", "4", "--resume")
+    after = (out / "samples.jsonl").read_text()
+    assert after.startswith(first)  # never regenerated or rewritten
+    keys = [(r["task_id"], r["completion_id"]) for r in _lines(out / "samples.jsonl")]
+    assert sorted(keys) == sorted({(f"HumanEval/{t}", c) for t in range(4) for c in range(2)})
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_info"]["model"] == str(tiny_phi) and config["temperature"] == 0.8
+    prompts = _lines(out / "prompts.jsonl")
+    assert prompts[0]["format"] == "plain" and prompts[0]["prompt"].startswith("from typing import List")
+
+
+def test_changed_settings_refuse_to_resume(tiny_phi: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    cli("generate", "--task", "humaneval", "--model", str(tiny_phi), "--limit", "1", "--max-new-tokens", "8",
+        "--out", str(out))
+    result = runner.invoke(app, ["generate", "--task", "humaneval", "--model", str(tiny_phi), "--limit", "1",
+                                 "--max-new-tokens", "8", "--seed", "99", "--out", str(out), "--resume"])
+    assert result.exit_code == 1 and "different settings (seed)" in result.output
+
+
+@pytest.mark.docker
+def test_sampled_run_scores_end_to_end(tiny_phi: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    cli("run", "--task", "humaneval", "--model", str(tiny_phi), "--n", "2", "--temperature", "0.8",
+        "--max-new-tokens", "32", "--limit", "3", "--out", str(out))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["num_samples"] == 6 and metrics["num_tasks"] == 3 and set(metrics["pass_at_k"]) == {"1"}
+    assert 0.0 <= metrics["pass_at_k"]["1"] <= 1.0 and sum(metrics["outcomes"].values()) == 6
+    results = _lines(out / "results.jsonl")
+    assert all(r["outcome"] in {"passed", "failed", "runtime_error", "syntax_error", "timeout"} for r in results)
+    assert "allowed_imports_rate" in metrics and (out / "report.md").exists()
+
+
+def test_missing_model_is_one_line(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["generate", "--task", "humaneval", "--model", str(tmp_path / "no-model"),
+                                 "--limit", "1", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()
