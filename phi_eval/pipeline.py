@@ -6,6 +6,7 @@ interrupted run loses at most what was in flight, and --resume never redoes or r
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -140,16 +141,25 @@ def _trained_format(cfg: RunConfig) -> str | None:
     return fmt if isinstance(fmt, str) and fmt != "auto" else None
 
 
+def is_main_process() -> bool:
+    """Rank 0 (or a plain single process) owns the run folder and the sandbox; the launchers
+    (accelerate launch, torchrun) set RANK for every process they start."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def generate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], run_dir: Path,
-                     generator: Generator) -> list[Sample]:
-    """Draw n samples per problem into samples.jsonl, skipping what an earlier attempt finished."""
+                     generator: Generator, *, write: bool = True) -> list[Sample]:
+    """Draw n samples per problem into samples.jsonl, skipping what an earlier attempt finished.
+
+    With write=False (a non-main process of a multi-process launch) only this process's share is
+    generated; the main process gathers and writes everything."""
     from phi_eval.postprocess import postprocess
     from phi_eval.prompts import resolve_format
 
     fmt = resolve_format(_trained_format(cfg) or cfg.prompt_format, cfg.model or "")
     prompt_of = _prompts(cfg, task, problems, fmt)
     prompts_path = run_dir / runfolder.PROMPTS
-    if not prompts_path.exists():
+    if write and not prompts_path.exists():
         with runfolder.JsonlAppender(prompts_path) as out:
             out.write({"task_id": p.task_id, "prompt": prompt_of[p.task_id], "format": fmt} for p in problems)
 
@@ -161,7 +171,7 @@ def generate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], ru
         for cid in range(cfg.n)
         if (p.task_id, cid) not in done
     ]
-    if done:
+    if done and write:
         console.print(f"resuming: {len(done)} samples already in {samples_path}, {len(requests)} to draw")
     params = SamplingParams(
         n=cfg.n,
@@ -172,6 +182,9 @@ def generate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], ru
         stop=task.stop,
         batch_size=cfg.batch_size,
     )
+    if not write:
+        generator.generate(requests, params, lambda outputs: None)
+        return []
     is_reference = cfg.model == "reference"
     by_id = {p.task_id: p for p in problems}
     if requests:
@@ -361,6 +374,9 @@ def run(cfg: RunConfig, *, evaluate: bool = True) -> Path:
     _check_policy_specs(cfg)
     task, problems, source = load_problems(cfg)
     run_dir = _run_dir(cfg)
+    if not is_main_process():  # under accelerate launch / torchrun: generate our share, write nothing
+        generate_samples(cfg, task, problems, run_dir, get_generator(cfg, problems), write=False)
+        return run_dir
     runfolder.check(run_dir, resume=cfg.resume, force=cfg.force)  # before minutes of model loading
     if evaluate:
         _preflight(cfg)

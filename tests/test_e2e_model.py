@@ -67,3 +67,28 @@ def test_missing_model_is_one_line(tmp_path: Path) -> None:
                                  "--limit", "1", "--out", str(tmp_path / "o")])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_two_processes_write_one_run_without_gaps(tiny_phi: Path, tmp_path: Path) -> None:
+    """`torchrun --nproc_per_node 2 -m phi_eval generate`: rank 0 alone owns the folder; 3 tasks x 3
+    samples over 2 processes (not divisible) come back exactly once each."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "phi_eval", "--",
+         "generate", "--task", "humaneval", "--model", str(tiny_phi), "--limit", "3", "--n=3",
+         "--temperature", "0.7", "--max-new-tokens", "12", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    keys = [(r["task_id"], r["completion_id"]) for r in _lines(out / "samples.jsonl")]
+    assert sorted(keys) == sorted((f"HumanEval/{t}", c) for t in range(3) for c in range(3))
+    single = tmp_path / "single"
+    cli("generate", "--task", "humaneval", "--model", str(tiny_phi), "--limit", "3", "--n", "3",
+        "--temperature", "0.7", "--max-new-tokens", "12", "--out", str(single))
+    by_key = {(r["task_id"], r["completion_id"]): r["completion"] for r in _lines(single / "samples.jsonl")}
+    assert {(r["task_id"], r["completion_id"]): r["completion"] for r in _lines(out / "samples.jsonl")} == by_key
