@@ -1,0 +1,328 @@
+"""One run folder -> report.md and pass_at_k.png beside its metrics.json.
+
+The report is built only from the files in the run folder, with no clock and no machine-specific
+text, so the same run always renders the same bytes (golden tests rely on it).  Also holds the
+small readers and Markdown helpers that leaderboard.py and compare.py share.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from phi_eval.errors import PhiEvalError
+from phi_eval.runfolder import CONFIG, METRICS, REPORT, RESULTS, read_json, write_text
+
+PLOT = "pass_at_k.png"
+TOP = 10
+# The order outcomes are listed in; anything else a newer pipeline writes goes after, sorted.
+OUTCOME_ORDER = (
+    "passed",
+    "failed",
+    "runtime_error",
+    "syntax_error",
+    "timeout",
+    "oom",
+    "killed",
+    "sandbox_error",
+)
+SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
+
+
+@dataclass(frozen=True)
+class RunData:
+    """What a report needs from one run folder."""
+
+    path: Path
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    results: list[dict[str, Any]]
+
+
+def read_metrics(run_dir: Path) -> dict[str, Any]:
+    """metrics.json, checked enough that a bad file is one clear line instead of a KeyError later."""
+    metrics = read_json(run_dir / METRICS)
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("pass_at_k"), dict):
+        raise PhiEvalError(f"{run_dir / METRICS} has no pass_at_k table; is it a phi-eval metrics file?")
+    return metrics
+
+
+def read_results(run_dir: Path) -> list[dict[str, Any]]:
+    """results.jsonl; a missing file is an empty list (old or partial runs), a torn last line is skipped."""
+    path = run_dir / RESULTS
+    if not path.exists():
+        return []
+    records = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip() or not line.endswith("\n"):
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise PhiEvalError(f"{path} line {lineno} is not valid JSON ({exc.msg})") from None
+            if not isinstance(rec, dict) or "task_id" not in rec or "passed" not in rec:
+                raise PhiEvalError(f"{path} line {lineno} lacks task_id/passed; is it a phi-eval results file?")
+            records.append(rec)
+    return records
+
+
+def read_run(run_dir: Path) -> RunData:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise PhiEvalError(f"run folder {run_dir} does not exist; pass a folder that holds metrics.json")
+    metrics = read_metrics(run_dir)
+    config = read_json(run_dir / CONFIG) if (run_dir / CONFIG).exists() else {}
+    return RunData(run_dir, config if isinstance(config, dict) else {}, metrics, read_results(run_dir))
+
+
+# ---------------------------------------------------------------- formatting helpers
+
+
+def pct(value: Any) -> str:
+    """0.5 -> '50.0%'; missing keys of old runs -> 'n/a'."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return "n/a"
+    return f"{100 * value:.1f}%"
+
+
+def natural_key(text: str) -> tuple:
+    """HumanEval/2 before HumanEval/10."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(text)))
+
+
+def sorted_ks(pass_at_k: Mapping[str, Any]) -> list[str]:
+    return sorted(pass_at_k, key=lambda k: int(k) if str(k).isdigit() else 10**9)
+
+
+def ordered_outcomes(names: Sequence[str] | set[str]) -> list[str]:
+    known = [o for o in OUTCOME_ORDER if o in names]
+    return known + sorted(set(names) - set(OUTCOME_ORDER))
+
+
+def _cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[bool] = ()) -> str:
+    """A GitHub Markdown table; `right` marks numeric columns to right-align."""
+    right = list(right) + [False] * (len(headers) - len(right))
+    lines = [
+        "| " + " | ".join(_cell(h) for h in headers) + " |",
+        "|" + "|".join("---:" if r else "---" for r in right) + "|",
+    ]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def dataframe_markdown(df: Any, right: Sequence[str] = ()) -> str:
+    """pandas DataFrame -> Markdown without the optional `tabulate` dependency of DataFrame.to_markdown."""
+    headers = [str(c) for c in df.columns]
+    rows = [list(r) for r in df.itertuples(index=False, name=None)]
+    return markdown_table(headers, rows, [c in right for c in headers])
+
+
+def outside_imports(value: Any) -> list[tuple[str, int]]:
+    """metrics.json's top_outside_imports: [{"module", "count"}, ...] (or [name, count] pairs)."""
+    pairs = []
+    for item in value or []:
+        if isinstance(item, dict):
+            pairs.append((str(item.get("module")), int(item.get("count", 0))))
+        elif isinstance(item, list | tuple) and len(item) == 2:
+            pairs.append((str(item[0]), int(item[1])))
+    return pairs
+
+
+# ---------------------------------------------------------------- per-task figures
+
+
+def task_counts(results: Sequence[Mapping[str, Any]]) -> dict[str, tuple[int, int]]:
+    """task_id -> (samples, passed), in natural task order."""
+    from phi_eval.metrics import counts_by_task
+
+    counts = counts_by_task(results)
+    return {t: counts[t] for t in sorted(counts, key=natural_key)}
+
+
+def pass_at_k_curve(results: Sequence[Mapping[str, Any]]) -> dict[int, float]:
+    """pass@k for every k the smallest task allows: the shape behind the few reported numbers."""
+    from phi_eval.metrics import pass_at_k
+
+    counts = task_counts(results)
+    if not counts:
+        return {}
+    n_min = min(n for n, _ in counts.values())
+    return {k: sum(pass_at_k(n, c, k) for n, c in counts.values()) / len(counts) for k in range(1, n_min + 1)}
+
+
+# ---------------------------------------------------------------- the report
+
+
+def _header(run: RunData) -> list[str]:
+    m, cfg = run.metrics, run.config
+    model = m.get("model") or cfg.get("model", "?")
+    task = m.get("task") or cfg.get("task", "?")
+    facts = [f"run `{run.path.name}`"]
+    for label, value in (
+        ("created", cfg.get("created_at") or m.get("created_at")),
+        ("phi-eval", m.get("phi_eval_version") or cfg.get("phi_eval_version")),
+        ("commit", (cfg.get("git_commit") or "")[:12] or None),
+        ("seed", cfg.get("seed")),
+        ("temperature", cfg.get("temperature")),
+    ):
+        if value is not None:
+            facts.append(f"{label} {value}")
+    return [f"# {model} on {task}", "", " · ".join(facts), ""]
+
+
+def _pass_at_k_section(run: RunData) -> list[str]:
+    m = run.metrics
+    rows = [[f"pass@{k}", pct(m["pass_at_k"][k])] for k in sorted_ks(m["pass_at_k"])]
+    n = m.get("n", run.config.get("n", "n/a"))
+    lines = ["## pass@k", "", markdown_table(["metric", "value"], rows, [False, True]), ""]
+    lines += [
+        f"{m.get('num_tasks', 'n/a')} tasks, {m.get('num_samples', 'n/a')} samples, "
+        f"up to {n} samples per task (unbiased estimator, Chen et al. 2021).",
+        "",
+        f"![pass@k]({PLOT})",
+        "",
+    ]
+    return lines
+
+
+def _outcome_section(run: RunData) -> list[str]:
+    outcomes: dict[str, int] = dict(run.metrics.get("outcomes") or Counter(r.get("outcome") for r in run.results))
+    total = sum(outcomes.values())
+    rows = [[o, outcomes[o], pct(outcomes[o] / total if total else None)] for o in ordered_outcomes(set(outcomes))]
+    return ["## Outcomes", "", markdown_table(["outcome", "samples", "share"], rows, [False, True, True]), ""]
+
+
+def _hardest_section(run: RunData) -> list[str]:
+    if not run.results:
+        return ["## Hardest tasks", "", "n/a (no results.jsonl)", ""]
+    by_task: dict[str, Counter] = {}
+    for r in run.results:
+        by_task.setdefault(r["task_id"], Counter())[r.get("outcome", "passed" if r["passed"] else "failed")] += 1
+    counts = task_counts(run.results)
+    hardest = sorted(counts, key=lambda t: (counts[t][1] / counts[t][0], natural_key(t)))[:TOP]
+    rows = []
+    for t in hardest:
+        n, c = counts[t]
+        fails = Counter({o: k for o, k in by_task[t].items() if o != "passed"})
+        common = min(fails.items(), key=lambda kv: (-kv[1], kv[0]))[0] if fails else "-"
+        rows.append([t, n, c, pct(c / n), common])
+    table = markdown_table(
+        ["task", "samples", "passed", "pass rate", "most common failure"], rows, [False, True, True, True, False]
+    )
+    return [f"## Hardest tasks (lowest pass rate, top {TOP})", "", table, ""]
+
+
+def _slowest_section(run: RunData) -> list[str]:
+    timed = [r for r in run.results if isinstance(r.get("duration_s"), int | float)]
+    if not timed:
+        return ["## Slowest samples", "", "n/a (no durations recorded)", ""]
+    slow = sorted(timed, key=lambda r: (-r["duration_s"], natural_key(r["task_id"]), r.get("completion_id", 0)))
+    rows = [[r["task_id"], r.get("completion_id", ""), r.get("outcome", ""), f"{r['duration_s']:.3f}"] for r in slow[:TOP]]
+    table = markdown_table(["task", "completion", "outcome", "duration (s)"], rows, [False, True, False, True])
+    return [f"## Slowest samples (top {TOP})", "", table, ""]
+
+
+def _checks_section(run: RunData) -> list[str]:
+    m = run.metrics
+    lines = [
+        "## Imports and security",
+        "",
+        f"- Allowed-import rate: {pct(m.get('allowed_imports_rate'))}",
+        f"- Security flag rate (share of samples with a flag): {pct(m.get('security_flag_rate'))}",
+    ]
+    if "hallucinated_api_rate" in m:
+        lines.append(f"- Hallucinated stdlib API rate: {pct(m.get('hallucinated_api_rate'))}")
+    split = m.get("by_outcome")
+    if isinstance(split, dict) and split:
+        for group in ("passed", "failed"):
+            g = split.get(group) or {}
+            lines.append(f"- Among {group} samples: allowed imports {pct(g.get('allowed_imports_rate'))}, "
+                         f"security flagged {pct(g.get('security_flag_rate'))}")
+    lines.append("")
+    outside = m.get("top_outside_imports")
+    if outside is None:
+        lines += ["Outside imports: n/a", ""]
+    elif not outside:
+        lines += ["Outside imports: none", ""]
+    else:
+        rows = [[f"`{name}`", count] for name, count in outside_imports(outside)]
+        lines += ["Top imports outside the allow-list:", "", markdown_table(["module", "samples"], rows, [False, True]), ""]
+    for key, label in (("security_by_category", "category"), ("security_by_severity", "severity")):
+        flags = m.get(key)
+        if flags is None:
+            lines += [f"Security flags by {label}: n/a", ""]
+        elif not flags:
+            lines += [f"Security flags by {label}: none", ""]
+        else:
+            order = SEVERITY_ORDER if key == "security_by_severity" else ()
+            rank = {name: i for i, name in enumerate(order)}
+            names = sorted(flags, key=lambda x: (rank.get(str(x).lower(), len(rank)), -flags[x], x))
+            rows = [[name, flags[name]] for name in names]
+            lines += [f"Security flags by {label}:", "", markdown_table([label, "flags"], rows, [False, True]), ""]
+    return lines
+
+
+def render_run_report(run: RunData) -> str:
+    """The Markdown text of report.md (without writing anything)."""
+    lines = (
+        _header(run)
+        + _pass_at_k_section(run)
+        + _outcome_section(run)
+        + _hardest_section(run)
+        + _slowest_section(run)
+        + _checks_section(run)
+    )
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def plot_pass_at_k(run: RunData, out: Path) -> Path:
+    """pass@k against k (the whole curve when results.jsonl allows it, the reported points always)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    reported = {int(k): float(v) for k, v in run.metrics["pass_at_k"].items() if str(k).isdigit()}
+    curve = pass_at_k_curve(run.results)
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    try:
+        if curve:
+            ax.plot(list(curve), [100 * v for v in curve.values()], color="tab:blue", label="pass@k (all k)")
+        ks = sorted(reported)
+        ax.scatter(ks, [100 * reported[k] for k in ks], color="tab:red", zorder=3, label="reported")
+        for k in ks:
+            ax.annotate(f"{100 * reported[k]:.1f}%", (k, 100 * reported[k]), textcoords="offset points", xytext=(4, 6))
+        if ks and max(ks + list(curve)) >= 20:
+            ax.set_xscale("log")
+        ax.set_ylim(0, 105)
+        ax.set_xlabel("k (samples drawn per task)")
+        ax.set_ylabel("pass@k (%)")
+        model = run.metrics.get("model") or run.config.get("model", "")
+        ax.set_title(f"{model} on {run.metrics.get('task') or run.config.get('task', '')}")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="lower right")
+        fig.tight_layout()
+        # No Software/date metadata: the same run gives the same bytes.
+        fig.savefig(out, format="png", metadata={"Software": None})
+    finally:
+        plt.close(fig)
+    return out
+
+
+def write_run_report(run_dir: Path) -> Path:
+    """Write report.md and pass_at_k.png into the run folder; the pipeline calls this at the end of a run."""
+    run = read_run(Path(run_dir))
+    plot_pass_at_k(run, run.path / PLOT)
+    path = run.path / REPORT
+    write_text(path, render_run_report(run))
+    return path
