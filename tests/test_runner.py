@@ -477,3 +477,136 @@ def test_local_executor_warns_loudly(capsys: pytest.CaptureFixture[str]) -> None
         pass
     err = " ".join(capsys.readouterr().err.replace("│", " ").split())
     assert "NOT in a container" in err and "--sandbox docker" in err
+
+
+# ------------------------------------------------------------------ persistent test process, sweeps
+
+
+class _Session:
+    """A raw runner driven one line at a time (the protocol LocalExecutor speaks)."""
+
+    def __init__(self, *extra: str) -> None:
+        self.proc = _raw_runner(*extra)
+        self.ready = json.loads(self.proc.stdout.readline())
+
+    def ask(self, job: ExecJob | dict) -> dict:
+        line = json.dumps(job.to_json() if isinstance(job, ExecJob) else job)
+        self.proc.stdin.write((line + "\n").encode())
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+_SESSION_UIDS = (2099990011, 2099990012)
+
+
+def _session() -> _Session:
+    return _Session("--uids", ",".join(map(str, _SESSION_UIDS))) if ROOT else _Session()
+
+
+def _job(n: int, candidate: str, tests: str, entry: str | None = "f", timeout_s: float = 3.0) -> ExecJob:
+    return ExecJob(
+        id=f"s#{n}",
+        candidate=candidate,
+        prelude="",
+        tests=tests,
+        entry_point=entry,
+        timeout_s=timeout_s,
+        memory_mb=512,
+    )
+
+
+_INC = "def f(x):\n    return x + 1\n"
+
+
+def test_each_job_gets_a_fresh_test_namespace() -> None:
+    """One T serves many jobs: nothing the tests of one job define is seen by the next."""
+    s = _session()
+    try:
+        first = s.ask(
+            _job(1, _INC, "LEAK = 41\nimport math\nmath.LEAK = 1\ndef check(c):\n    assert c(LEAK) == 42\n")
+        )
+        assert first["outcome"] == "passed", first
+        # `LEAK` is no longer T's: the name goes to the candidate, which does not define it
+        second = s.ask(_job(2, _INC, "def check(c):\n    assert c(LEAK) == 42\n"))
+        assert second["outcome"] == "runtime_error" and "LEAK" in second["detail"], second
+        third = s.ask(_job(3, "LEAK = 41\n" + _INC, "def check(c):\n    assert c(LEAK) == 42\n"))
+        assert third["outcome"] == "passed", third  # ...and from the candidate it is a plain value
+    finally:
+        s.close()
+
+
+def test_a_hung_test_process_is_replaced() -> None:
+    """Tests that never finish time out; T is killed and the next job runs on a fresh one."""
+    s = _session()
+    try:
+        hung = s.ask(_job(1, _INC, "def check(c):\n    while True:\n        pass\n", timeout_s=1.0))
+        assert hung["outcome"] == "timeout", hung
+        after = s.ask(_job(2, _INC, "def check(c):\n    assert c(1) == 2\n"))
+        assert after["outcome"] == "passed", after
+        wrong = s.ask(_job(3, _INC, "def check(c):\n    assert c(1) == 3\n"))
+        assert wrong["outcome"] == "failed", wrong
+    finally:
+        s.close()
+
+
+def test_random_state_is_the_same_for_every_job() -> None:
+    """HumanEval/38 and /50 draw test inputs from the shared `random`: each job starts from the
+    state the first one saw, as a fresh test process per job would."""
+    tests = "import random\ndef check(c):\n    assert c(random.random()) == 'x'\n"
+    draws = "def f(x):\n    raise ValueError(repr(x))\n"
+    s = _session()
+    try:
+        seen = [s.ask(_job(n, draws, tests))["detail"] for n in range(3)]
+    finally:
+        s.close()
+    assert len(set(seen)) == 1 and "ValueError" in seen[0], seen
+
+
+@pytest.mark.skipif(not ROOT, reason="the uid sweep needs root")
+def test_sweep_between_jobs_while_the_runner_waits() -> None:
+    """A daemon and files the candidate leaves are gone soon after the verdict, while the runner is
+    still alive and waiting for work (not only at shutdown); the idle T goes too."""
+    daemon = next(h for h in HOSTILE if h.name == "setsid_daemon")
+    litter = (
+        "import os\n"
+        "def f(x):\n"
+        "    for root in ('/tmp', '/var/tmp', '/dev/shm'):\n"
+        "        p = f'{root}/phi-eval-litter-{os.getpid()}'\n"
+        "        open(p + '.a', 'w').write('x')\n"
+        "        os.rename(p + '.a', p + '.b')\n"
+        "        os.makedirs(p + '.d/sub')\n"
+        "        open(p + '.d/sub/f', 'w').write('x')\n"
+        "        os.chmod(p + '.d/sub', 0)\n"
+        "        os.symlink('/etc/passwd', p + '.l')\n"
+        "    return x + 1\n"
+    )
+    uid_c = {_SESSION_UIDS[1]}
+    s = _session()
+    try:
+        d = s.ask(_job(1, "def f(x):\n" + daemon.completion, "def check(c):\n    assert c(1) == 2\n"))
+        assert d["outcome"] == "failed", d
+        assert not wait_gone(uid_c, timeout=3.0), "a daemon of the candidate outlived its job"
+        before: set[str] = set()
+        for n in range(2, 6):
+            r = s.ask(_job(n, litter, "def check(c):\n    assert c(1) == 2\n"))
+            assert r["outcome"] == "passed", r
+            # the last job's files went before this job's candidate started (they may be the only
+            # ones left here, when this job's sweep has not run yet)
+            pids = {re.sub(r"^.*phi-eval-litter-(\d+).*$", r"\1", p) for p in sandbox_files(uid_c)}
+            assert not pids & before, f"files of an earlier job survived: {sandbox_files(uid_c)}"
+            before |= pids
+        end = time.monotonic() + 3
+        while sandbox_files(uid_c) and time.monotonic() < end:
+            time.sleep(0.05)
+        assert not sandbox_files(uid_c), "the sweep left the candidate's files behind"
+        assert not wait_gone(set(_SESSION_UIDS), timeout=5.0), "an idle runner kept sandbox processes"
+        assert s.proc.poll() is None
+        again = s.ask(_job(9, _INC, "def check(c):\n    assert c(1) == 2\n"))  # a new T starts
+        assert again["outcome"] == "passed", again
+    finally:
+        s.close()
+    assert not wait_gone(set(_SESSION_UIDS))
