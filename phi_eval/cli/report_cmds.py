@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -17,7 +17,7 @@ Json = Annotated[bool, typer.Option("--json", help="Print JSON for machines inst
 @friendly
 def report(
     runs: Annotated[list[Path], typer.Argument(help="Run folders, or folders searched for runs.")],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the Markdown leaderboard here.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the Markdown leaderboard here.")] = None,
     as_json: Json = False,
 ) -> None:
     """A Markdown leaderboard across runs, one row per run, sorted by pass@1."""
@@ -51,7 +51,7 @@ def compare(
     baseline: Annotated[Path, typer.Argument(help="The reference run folder.")],
     candidate: Annotated[Path, typer.Argument(help="The run folder to gate.")],
     max_drop: Annotated[float, typer.Option(help="Largest allowed drop, in the metric's 0..1 units (0.02 = 2 points).")] = 0.0,
-    metric: Annotated[Optional[list[str]], typer.Option("--metric", help="pass@1, pass@10, allowed_imports_rate, security_flag_rate (default: all in both runs).")] = None,
+    metric: Annotated[list[str] | None, typer.Option("--metric", help="pass@1, pass@10, allowed_imports_rate, security_flag_rate (default: all in both runs).")] = None,
     bootstrap: Annotated[int, typer.Option(help="Paired bootstrap resamples over shared tasks (0: none).")] = 1000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     require_significant: Annotated[bool, typer.Option(help="Fail only when a drop is also beyond bootstrap noise.")] = False,
