@@ -15,12 +15,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
     TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
 
@@ -30,23 +25,16 @@ from phi_eval.errors import PhiEvalError, PolicyFailed
 from phi_eval.generate import Generator, GenOutput, GenRequest, SamplingParams
 from phi_eval.jobs import ExecResult, build_job, job_id
 from phi_eval.metrics import default_ks, outcome_counts, run_pass_at_k
+from phi_eval.progress import progress_bar
 from phi_eval.samples import Sample, read_samples
 from phi_eval.tasks import DataSource, Problem, Task, get_task
 
 console = Console(stderr=True)
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    )
+def _progress() -> Any:
+
+    return progress_bar(TextColumn("{task.fields[status]}"))
 
 
 # ---------------------------------------------------------------- set-up

@@ -609,26 +609,11 @@ def _progress(enabled: bool, total: int, start: int) -> tuple[Any, Any]:
     """A rich bar with the current loss, on the main process only (stderr, so stdout stays clean)."""
     if not enabled:
         return None, None
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import TextColumn
 
-    progress = Progress(
-        TextColumn("training"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=False,
-    )
+    from phi_eval.progress import progress_bar
+
+    progress = progress_bar(TextColumn("loss {task.fields[loss]}"))
     progress.start()
-    bar = progress.add_task("train", total=total, completed=start, loss="-")
+    bar = progress.add_task("training", total=total, completed=start, loss="-")
     return progress, bar

@@ -582,24 +582,10 @@ class HFGenerator:
             if not enabled:
                 yield lambda n: None
                 return
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
+            from phi_eval.progress import progress_bar
 
-            with Progress(
-                TextColumn("generating"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                transient=False,
-            ) as progress:
-                task = progress.add_task("generate", total=total)
+            with progress_bar() as progress:
+                task = progress.add_task("generating", total=total)
                 yield lambda n: progress.advance(task, n)
 
         return bar()
