@@ -41,7 +41,7 @@ START_TIMEOUT_S = 60.0
 RUNNER_OVERHEAD_MB = 256  # the runner, the test process and page cache on top of a job's memory_mb
 DEFAULT_MEMORY_MB = 1024
 MAX_LINE = 8 << 20  # a runner line longer than this is nonsense
-PIPELINE = 2  # jobs written ahead to each runner: it never waits for our round trip
+PIPELINE = 4  # jobs written ahead to each runner: it never waits for our round trip
 
 
 def _short(text: str, limit: int = 500) -> str:
