@@ -1,141 +1,328 @@
-"""The CI gate: did the candidate run hold up against the baseline?
+"""Baseline run vs candidate run: per-metric deltas, a paired bootstrap over shared tasks, a CI verdict.
 
-A metric "drops" when it moves the bad way (down for pass@k and the allowed-import rate, up for the
-security flag rate) by more than --max-drop, in the metric's own 0..1 units.  Where both runs share
-tasks, a paired bootstrap over those tasks says whether the change is beyond noise.
+The gate is deliberately simple so CI logs are easy to read: a metric fails when the candidate is
+worse than the baseline by more than --max-drop (absolute, in the metric's own 0..1 units).  The
+bootstrap says whether a change is beyond the noise of sampling *which tasks* were evaluated; it
+only changes the exit code under --require-significant.
 """
 
 from __future__ import annotations
 
-import random
-from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from phi_eval.errors import PhiEvalError
-from phi_eval.metrics import pass_at_k
-from phi_eval.report import RunData, read_run, sorted_ks
+from phi_eval.report import OUTCOME_ORDER, RunData, ordered_outcomes, read_run, sorted_ks
+from phi_eval.runfolder import METRICS
 
-RATES = ("allowed_imports_rate", "security_flag_rate")
-HIGHER_IS_WORSE = {"security_flag_rate"}
+DEFAULT_MAX_DROP = 0.0
+DEFAULT_BOOTSTRAP = 1000
+DEFAULT_SEED = 0
+CONFIDENCE = 0.95
+_EPS = 1e-9  # float noise: 0.7 - 0.68 must not fail a --max-drop 0.02 gate
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """A paired bootstrap over the tasks both runs scored."""
+
+    tasks: int
+    delta: float  # candidate - baseline on the shared tasks only
+    ci_low: float
+    ci_high: float
+    p_not_worse: float  # share of resamples where the candidate is at least as good
+    noise: str  # "drop beyond noise", "gain beyond noise", "within noise"
 
 
 @dataclass(frozen=True)
 class MetricDiff:
+    """One metric of the gate; flat so that `--json` consumers need no nesting."""
+
     metric: str
     baseline: float
     candidate: float
     delta: float  # candidate - baseline
-    drop: float  # how far it moved the bad way (negative: it improved)
-    failed: bool  # drop > max_drop
-    shared_tasks: int
-    ci_low: float | None = None  # 95% bootstrap interval of the per-task delta
+    higher_is_better: bool
+    drop: float  # how much worse the candidate is, in the bad direction (negative: it improved)
+    failed: bool
+    shared_tasks: int = 0
+    shared_delta: float | None = None  # the delta over shared tasks, which the interval is about
+    ci_low: float | None = None
     ci_high: float | None = None
-    p_not_worse: float | None = None  # share of resamples where the candidate is not worse
-    beyond_noise: bool | None = None  # the whole interval lies on the bad side
+    p_not_worse: float | None = None
+    noise: str = "n/a"  # the bootstrap verdict, or why there is none
+    beyond_noise: bool | None = None  # the change's interval excludes 0 (either way); None: no bootstrap
+
+
+@dataclass(frozen=True)
+class Comparison:
+    baseline: str
+    candidate: str
+    max_drop: float
+    require_significant: bool
+    bootstrap: int
+    seed: int
+    diffs: list[MetricDiff] = field(default_factory=list)
+
+    @property
+    def holds(self) -> bool:
+        return not any(d.failed for d in self.diffs)
+
+    def __iter__(self) -> Iterator[MetricDiff]:
+        return iter(self.diffs)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in asdict(self).items() if k != "diffs"}
+        return out | {"holds": self.holds, "metrics": [asdict(d) for d in self.diffs]}
+
+
+# ---------------------------------------------------------------- metrics of one run
+
+
+def _num_samples(m: Mapping[str, Any]) -> int | None:
+    total = m.get("num_samples") or sum((m.get("outcomes") or {}).values())
+    return int(total) if total else None
+
+
+def available_metrics(m: Mapping[str, Any]) -> dict[str, tuple[float, bool]]:
+    """metric name -> (value, higher_is_better) for every metric this metrics.json supports."""
+    out: dict[str, tuple[float, bool]] = {}
+    for k in sorted_ks(m["pass_at_k"]):
+        out[f"pass@{k}"] = (float(m["pass_at_k"][k]), True)
+    for key, better in (
+        ("allowed_imports_rate", True),
+        ("security_flag_rate", False),
+        ("hallucinated_api_rate", False),
+    ):
+        if isinstance(m.get(key), int | float):
+            out[key] = (float(m[key]), better)
+    total = _num_samples(m)
+    if isinstance(m.get("outcomes"), dict) and total:
+        for o in ordered_outcomes(set(OUTCOME_ORDER) | set(m["outcomes"])):
+            out[f"{o}_rate"] = (m["outcomes"].get(o, 0) / total, o == "passed")
+    return out
+
+
+def default_metrics(base: Mapping[str, Any], cand: Mapping[str, Any]) -> list[str]:
+    """pass@k both runs report, plus the import and security rates where both have them."""
+    both = available_metrics(base).keys() & available_metrics(cand).keys()
+    ks = [f"pass@{k}" for k in sorted_ks(base["pass_at_k"]) if f"pass@{k}" in both]
+    return ks + [m for m in ("allowed_imports_rate", "security_flag_rate") if m in both]
+
+
+# ---------------------------------------------------------------- per-task figures for the bootstrap
+
+
+def _per_task(run: RunData, metric: str, tasks: Sequence[str]) -> tuple[list[float], list[float]] | str:
+    """(numerators, denominators) per task so that sum(num)/sum(den) is the metric; or why not."""
+    from phi_eval.metrics import pass_at_k
+
+    by_task: dict[str, list[Mapping[str, Any]]] = {}
+    for r in run.results:
+        by_task.setdefault(r["task_id"], []).append(r)
+    nums: list[float] = []
+    dens: list[float] = []
+    if metric.startswith("pass@"):
+        k = int(metric[5:])
+        for t in tasks:
+            recs = by_task[t]
+            if len(recs) < k:
+                return f"{t} has {len(recs)} samples in {run.path.name}, fewer than k={k}"
+            nums.append(pass_at_k(len(recs), sum(bool(r["passed"]) for r in recs), k))
+            dens.append(1.0)
+        return nums, dens
+    if metric == "allowed_imports_rate":
+        hit = lambda r: r.get("allowed_imports_only")  # noqa: E731
+    elif metric == "security_flag_rate":
+        hit = lambda r: bool(r["security"]) if "security" in r else None  # noqa: E731
+    elif metric == "hallucinated_api_rate":
+        hit = lambda r: bool(r["hallucinated_apis"]) if "hallucinated_apis" in r else None  # noqa: E731
+    else:
+        outcome = metric.removesuffix("_rate")
+        hit = lambda r: r.get("outcome") == outcome if "outcome" in r else None  # noqa: E731
+    for t in tasks:
+        values = [hit(r) for r in by_task[t]]
+        if any(v is None for v in values):
+            return f"results.jsonl of {run.path.name} does not record what {metric} needs"
+        nums.append(float(sum(bool(v) for v in values)))
+        dens.append(float(len(values)))
+    return nums, dens
+
+
+def paired_bootstrap(
+    base: tuple[Sequence[float], Sequence[float]],
+    cand: tuple[Sequence[float], Sequence[float]],
+    higher_is_better: bool,
+    resamples: int,
+    seed: int,
+) -> Bootstrap:
+    """Resample shared tasks with replacement (the same tasks for both runs) and recompute the delta."""
+    import numpy as np
+
+    nb, db = (np.asarray(a, dtype=float) for a in base)
+    nc, dc = (np.asarray(a, dtype=float) for a in cand)
+    n_tasks = len(nb)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n_tasks, size=(resamples, n_tasks))
+    deltas = nc[idx].sum(axis=1) / dc[idx].sum(axis=1) - nb[idx].sum(axis=1) / db[idx].sum(axis=1)
+    alpha = (1 - CONFIDENCE) / 2
+    lo, hi = (float(x) for x in np.quantile(deltas, [alpha, 1 - alpha]))
+    sign = 1.0 if higher_is_better else -1.0
+    not_worse = float(np.mean(sign * deltas >= -_EPS))
+    worse_lo, worse_hi = sorted((sign * lo, sign * hi))
+    if worse_hi < -_EPS:
+        verdict = "drop beyond noise"
+    elif worse_lo > _EPS:
+        verdict = "gain beyond noise"
+    else:
+        verdict = "within noise"
+    point = float(nc.sum() / dc.sum() - nb.sum() / db.sum())
+    return Bootstrap(n_tasks, point, lo, hi, not_worse, verdict)
+
+
+# ---------------------------------------------------------------- the comparison
 
 
 def _usage(message: str) -> PhiEvalError:
     return PhiEvalError(message, exit_code=2)
 
 
-def _load(path: Path) -> RunData:
+def _load(path: Path, role: str) -> RunData:
+    """Any problem reading a run is exit 2, so CI can tell a broken setup from a regression (exit 1)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise _usage(f"{role} run folder {path} does not exist; pass a folder that holds {METRICS}")
+    if not (path / METRICS).is_file():
+        raise _usage(f"{role} folder {path} holds no {METRICS}; is it a finished phi-eval run?")
     try:
-        return read_run(Path(path))
+        return read_run(path)
     except PhiEvalError as exc:
         raise _usage(str(exc)) from None
 
 
-def _run_value(run: RunData, metric: str) -> float | None:
-    if metric.startswith("pass@"):
-        value = run.metrics["pass_at_k"].get(metric[5:])
-    else:
-        value = run.metrics.get(metric)
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+def compare_runs(
+    baseline: Path,
+    candidate: Path,
+    metrics: Sequence[str] | None = None,
+    max_drop: float = DEFAULT_MAX_DROP,
+    bootstrap: int = DEFAULT_BOOTSTRAP,
+    seed: int = DEFAULT_SEED,
+    require_significant: bool = False,
+) -> Comparison:
+    """Compare two run folders; raises PhiEvalError(exit_code=2) on any usage problem."""
+    if not isinstance(max_drop, int | float) or math.isnan(max_drop) or not 0.0 <= max_drop <= 1.0:
+        raise _usage(f"--max-drop must lie in [0, 1] (an absolute drop: 0.02 = 2 points), got {max_drop}")
+    if bootstrap < 0:
+        raise _usage(f"--bootstrap must be 0 (off) or a number of resamples such as 1000, got {bootstrap}")
+    base, cand = _load(baseline, "baseline"), _load(candidate, "candidate")
+    avail_b, avail_c = available_metrics(base.metrics), available_metrics(cand.metrics)
+    names = (
+        list(dict.fromkeys(m.strip() for m in metrics))
+        if metrics
+        else default_metrics(base.metrics, cand.metrics)
+    )
+    both = [m for m in avail_b if m in avail_c]
+    for name in names:
+        if name not in both:
+            raise _usage(f"unknown metric {name!r} (not in both runs); choose from: {', '.join(both)}")
+    shared = sorted({r["task_id"] for r in base.results} & {r["task_id"] for r in cand.results})
 
-
-def _per_task(run: RunData, metric: str) -> dict[str, float]:
-    """The metric task by task (what the bootstrap resamples); empty when results.jsonl lacks it."""
-    groups: dict[str, list[dict]] = defaultdict(list)
-    for r in run.results:
-        groups[r["task_id"]].append(r)
-    if metric.startswith("pass@"):
-        k = int(metric[5:])
-        return {t: pass_at_k(len(rs), sum(bool(r["passed"]) for r in rs), k) for t, rs in groups.items() if len(rs) >= k}
-    value: Callable[[dict], float | None] = {
-        "allowed_imports_rate": lambda r: r.get("allowed_imports_only"),
-        "security_flag_rate": lambda r: bool(r["security"]) if isinstance(r.get("security"), list) else None,
-    }[metric]
-    out = {}
-    for t, rs in groups.items():
-        vals = [float(v) for v in map(value, rs) if v is not None]
-        if vals:
-            out[t] = sum(vals) / len(vals)
-    return out
-
-
-def _bootstrap(base: dict[str, float], cand: dict[str, float], resamples: int, seed: int,
-               worse_sign: int) -> tuple[int, float | None, float | None, float | None]:
-    shared = sorted(set(base) & set(cand))
-    if len(shared) < 2 or resamples < 1:
-        return len(shared), None, None, None
-    deltas = [cand[t] - base[t] for t in shared]
-    rng = random.Random(seed)
-    n = len(deltas)
-    means = sorted(sum(deltas[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples))
-    low, high = means[int(0.025 * (resamples - 1))], means[int(0.975 * (resamples - 1))]
-    not_worse = sum(1 for m in means if worse_sign * m <= 0) / resamples
-    return n, low, high, not_worse
-
-
-def available_metrics(base: RunData, cand: RunData) -> list[str]:
-    ks = [k for k in sorted_ks(base.metrics["pass_at_k"]) if k in cand.metrics["pass_at_k"]]
-    return [f"pass@{k}" for k in ks] + [m for m in RATES if m in base.metrics and m in cand.metrics
-                                         and base.metrics[m] is not None and cand.metrics[m] is not None]
-
-
-def compare_runs(baseline: Path, candidate: Path, *, metrics: Sequence[str] = (), max_drop: float = 0.0,
-                 resamples: int = 1000, seed: int = 0) -> list[MetricDiff]:
-    if not 0.0 <= max_drop <= 1.0:
-        raise _usage(f"--max-drop is in the metric's 0..1 units, so it must lie in [0, 1]; got {max_drop}")
-    base, cand = _load(baseline), _load(candidate)
-    known = available_metrics(base, cand)
-    chosen = list(metrics) or known
-    for metric in chosen:
-        if metric not in known:
-            raise _usage(f"metric {metric!r} is not in both runs; choose from {', '.join(known) or 'none'}")
     diffs = []
-    for metric in chosen:
-        b, c = _run_value(base, metric), _run_value(cand, metric)
-        assert b is not None and c is not None  # guaranteed by available_metrics
-        sign = 1 if metric in HIGHER_IS_WORSE else -1  # the direction that is worse
-        drop = sign * (c - b)
-        shared, low, high, not_worse = _bootstrap(_per_task(base, metric), _per_task(cand, metric),
-                                                  resamples, seed, sign)
-        beyond = None
-        if low is not None and high is not None:
-            beyond = (high < 0) if sign < 0 else (low > 0)
-        diffs.append(MetricDiff(metric, b, c, c - b, drop, drop > max_drop + 1e-12, shared, low, high,
-                                not_worse, beyond))
-    return diffs
+    for name in names:
+        (vb, better), (vc, _) = avail_b[name], avail_c[name]
+        delta = vc - vb
+        drop = (-delta if better else delta) + 0.0  # + 0.0: no "-0.0" in JSON
+        boot: Bootstrap | None = None
+        note = ""
+        if bootstrap == 0:
+            note = "bootstrap off"
+        elif not shared:
+            note = "no shared tasks in results.jsonl"
+        else:
+            pb, pc = _per_task(base, name, shared), _per_task(cand, name, shared)
+            if isinstance(pb, str) or isinstance(pc, str):
+                note = pb if isinstance(pb, str) else str(pc)
+            else:
+                boot = paired_bootstrap(pb, pc, better, bootstrap, seed)
+        over = drop > max_drop + _EPS
+        # Without a bootstrap, significance cannot be shown: fail closed on the threshold alone.
+        significant = boot is None or boot.noise == "drop beyond noise"
+        failed = over and (significant if require_significant else True)
+        extra: dict[str, Any] = {"noise": note}
+        if boot is not None:
+            extra = {
+                "shared_tasks": boot.tasks,
+                "shared_delta": boot.delta,
+                "ci_low": boot.ci_low,
+                "ci_high": boot.ci_high,
+                "p_not_worse": boot.p_not_worse,
+                "noise": boot.noise,
+                "beyond_noise": boot.noise != "within noise",
+            }
+        diffs.append(MetricDiff(name, vb, vc, delta, better, drop, failed, **extra))
+    return Comparison(
+        str(baseline), str(candidate), float(max_drop), require_significant, bootstrap, seed, diffs
+    )
 
 
-def gate_exit_code(diffs: Sequence[MetricDiff], *, require_significant: bool = False) -> int:
-    """1 when a metric dropped by more than --max-drop (and, if asked, beyond noise), else 0."""
-    for d in diffs:
-        if d.failed and (not require_significant or d.beyond_noise is not False):
-            return 1
-    return 0
+# ---------------------------------------------------------------- rendering
 
 
-def to_json(diffs: Sequence[MetricDiff], code: int, baseline: Path, candidate: Path, max_drop: float) -> dict[str, Any]:
-    return {
-        "baseline": str(baseline),
-        "candidate": str(candidate),
-        "max_drop": max_drop,
-        "holds": code == 0,
-        "exit_code": code,
-        "metrics": [asdict(d) for d in diffs],
-    }
+def _pts(x: float) -> str:
+    return f"{100 * x:+.1f} pts"
+
+
+def comparison_rows(cmp: Comparison) -> list[list[str]]:
+    """The diff table as strings: shared by the rich table and plain text."""
+    rows = []
+    for d in cmp.diffs:
+        has_ci = d.ci_low is not None and d.ci_high is not None
+        rows.append(
+            [
+                d.metric + ("" if d.higher_is_better else " (lower is better)"),
+                f"{100 * d.baseline:.1f}%",
+                f"{100 * d.candidate:.1f}%",
+                _pts(d.delta),
+                f"[{100 * d.ci_low:+.1f}, {100 * d.ci_high:+.1f}]" if has_ci else "n/a",  # type: ignore[operator]
+                f"{d.p_not_worse:.3f}" if d.p_not_worse is not None else "n/a",
+                d.noise,
+                "FAIL" if d.failed else "ok",
+            ]
+        )
+    return rows
+
+
+HEADERS = ["metric", "baseline", "candidate", "delta", "95% CI (pts)", "P(not worse)", "noise", "gate"]
+
+
+def comparison_table(cmp: Comparison) -> Any:
+    from rich.table import Table
+
+    title = f"{Path(cmp.baseline).name} -> {Path(cmp.candidate).name} (max drop {100 * cmp.max_drop:.1f} pts)"
+    shared = max((d.shared_tasks for d in cmp.diffs), default=0)
+    caption = (
+        f"95% CI: paired bootstrap, {cmp.bootstrap} resamples over {shared} shared tasks (seed {cmp.seed})"
+        if shared
+        else "no bootstrap interval (no shared tasks, or --bootstrap 0)"
+    )
+    table = Table(title=title, caption=caption)
+    for i, h in enumerate(HEADERS):
+        table.add_column(h, justify="right" if 1 <= i <= 5 else "left", overflow="fold")
+    for row in comparison_rows(cmp):
+        style = "bold red" if row[-1] == "FAIL" else None
+        table.add_row(*row, style=style)
+    return table
+
+
+def verdict_line(cmp: Comparison) -> str:
+    failed = [d for d in cmp.diffs if d.failed]
+    if not failed:
+        return f"candidate holds: no metric dropped by more than {cmp.max_drop:g}"
+    parts = [
+        f"{d.metric} {'dropped' if d.higher_is_better else 'rose'} by {100 * d.drop:.1f} pts" for d in failed
+    ]
+    tail = ", beyond bootstrap noise" if cmp.require_significant else ""
+    return f"REGRESSION: {'; '.join(parts)} (max drop {cmp.max_drop:g}{tail})"

@@ -288,7 +288,7 @@ def finish_run(cfg: RunConfig, task: Task, problems: Sequence[Problem], run_dir:
         from phi_eval.report import write_run_report
 
         write_run_report(run_dir)
-    except PhiEvalError as exc:  # the numbers are written; a report problem must not hide them
+    except Exception as exc:  # noqa: BLE001 - the numbers are written; a report problem must not hide them
         console.print(f"[yellow]warning:[/] report.md not written: {exc}")
     print_summary(metrics, run_dir)
     _apply_policies(cfg, metrics, records)

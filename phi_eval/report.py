@@ -67,7 +67,9 @@ def read_results(run_dir: Path) -> list[dict[str, Any]]:
             except json.JSONDecodeError as exc:
                 raise PhiEvalError(f"{path} line {lineno} is not valid JSON ({exc.msg})") from None
             if not isinstance(rec, dict) or "task_id" not in rec or "passed" not in rec:
-                raise PhiEvalError(f"{path} line {lineno} lacks task_id/passed; is it a phi-eval results file?")
+                raise PhiEvalError(
+                    f"{path} line {lineno} lacks task_id/passed; is it a phi-eval results file?"
+                )
             records.append(rec)
     return records
 
@@ -187,7 +189,7 @@ def _pass_at_k_section(run: RunData) -> list[str]:
     lines = ["## pass@k", "", markdown_table(["metric", "value"], rows, [False, True]), ""]
     lines += [
         f"{m.get('num_tasks', 'n/a')} tasks, {m.get('num_samples', 'n/a')} samples, "
-        f"up to {n} samples per task (unbiased estimator, Chen et al. 2021).",
+        f"at most {n} per task; pass@k by the unbiased estimator of Chen et al. (2021).",
         "",
         f"![pass@k]({PLOT})",
         "",
@@ -196,9 +198,13 @@ def _pass_at_k_section(run: RunData) -> list[str]:
 
 
 def _outcome_section(run: RunData) -> list[str]:
-    outcomes: dict[str, int] = dict(run.metrics.get("outcomes") or Counter(r.get("outcome") for r in run.results))
+    outcomes: dict[str, int] = dict(
+        run.metrics.get("outcomes") or Counter(r.get("outcome") for r in run.results)
+    )
     total = sum(outcomes.values())
-    rows = [[o, outcomes[o], pct(outcomes[o] / total if total else None)] for o in ordered_outcomes(set(outcomes))]
+    rows = [
+        [o, outcomes[o], pct(outcomes[o] / total if total else None)] for o in ordered_outcomes(set(outcomes))
+    ]
     return ["## Outcomes", "", markdown_table(["outcome", "samples", "share"], rows, [False, True, True]), ""]
 
 
@@ -207,7 +213,9 @@ def _hardest_section(run: RunData) -> list[str]:
         return ["## Hardest tasks", "", "n/a (no results.jsonl)", ""]
     by_task: dict[str, Counter] = {}
     for r in run.results:
-        by_task.setdefault(r["task_id"], Counter())[r.get("outcome", "passed" if r["passed"] else "failed")] += 1
+        by_task.setdefault(r["task_id"], Counter())[
+            r.get("outcome", "passed" if r["passed"] else "failed")
+        ] += 1
     counts = task_counts(run.results)
     hardest = sorted(counts, key=lambda t: (counts[t][1] / counts[t][0], natural_key(t)))[:TOP]
     rows = []
@@ -217,7 +225,9 @@ def _hardest_section(run: RunData) -> list[str]:
         common = min(fails.items(), key=lambda kv: (-kv[1], kv[0]))[0] if fails else "-"
         rows.append([t, n, c, pct(c / n), common])
     table = markdown_table(
-        ["task", "samples", "passed", "pass rate", "most common failure"], rows, [False, True, True, True, False]
+        ["task", "samples", "passed", "pass rate", "most common failure"],
+        rows,
+        [False, True, True, True, False],
     )
     return [f"## Hardest tasks (lowest pass rate, top {TOP})", "", table, ""]
 
@@ -226,10 +236,28 @@ def _slowest_section(run: RunData) -> list[str]:
     timed = [r for r in run.results if isinstance(r.get("duration_s"), int | float)]
     if not timed:
         return ["## Slowest samples", "", "n/a (no durations recorded)", ""]
-    slow = sorted(timed, key=lambda r: (-r["duration_s"], natural_key(r["task_id"]), r.get("completion_id", 0)))
-    rows = [[r["task_id"], r.get("completion_id", ""), r.get("outcome", ""), f"{r['duration_s']:.3f}"] for r in slow[:TOP]]
-    table = markdown_table(["task", "completion", "outcome", "duration (s)"], rows, [False, True, False, True])
+    slow = sorted(
+        timed, key=lambda r: (-r["duration_s"], natural_key(r["task_id"]), r.get("completion_id", 0))
+    )
+    rows = [
+        [r["task_id"], r.get("completion_id", ""), r.get("outcome", ""), f"{r['duration_s']:.3f}"]
+        for r in slow[:TOP]
+    ]
+    table = markdown_table(
+        ["task", "completion", "outcome", "duration (s)"], rows, [False, True, False, True]
+    )
     return [f"## Slowest samples (top {TOP})", "", table, ""]
+
+
+def _outside_imports(raw: Any) -> list[tuple[str, int]]:
+    """Both shapes seen in metrics.json: [{"module", "count"}, ...] and [[module, count], ...]."""
+    out = []
+    for item in raw or ():
+        if isinstance(item, dict):
+            out.append((str(item.get("module", "?")), int(item.get("count", 0))))
+        elif isinstance(item, list | tuple) and len(item) == 2:
+            out.append((str(item[0]), int(item[1])))
+    return out
 
 
 def _checks_section(run: RunData) -> list[str]:
@@ -241,24 +269,31 @@ def _checks_section(run: RunData) -> list[str]:
         f"- Security flag rate (share of samples with a flag): {pct(m.get('security_flag_rate'))}",
     ]
     if "hallucinated_api_rate" in m:
-        lines.append(f"- Hallucinated stdlib API rate: {pct(m.get('hallucinated_api_rate'))}")
+        lines.append(f"- Hallucinated-API rate: {pct(m.get('hallucinated_api_rate'))}")
     split = m.get("by_outcome")
-    if isinstance(split, dict) and split:
-        for group in ("passed", "failed"):
-            g = split.get(group) or {}
-            lines.append(f"- Among {group} samples: allowed imports {pct(g.get('allowed_imports_rate'))}, "
-                         f"security flagged {pct(g.get('security_flag_rate'))}")
+    if isinstance(split, dict) and {"passed", "failed"} <= split.keys():
+        p, f = split["passed"] or {}, split["failed"] or {}
+        lines.append(
+            f"- Among passing / failing samples: allowed imports {pct(p.get('allowed_imports_rate'))} / "
+            f"{pct(f.get('allowed_imports_rate'))}, security flags {pct(p.get('security_flag_rate'))} / "
+            f"{pct(f.get('security_flag_rate'))}"
+        )
     lines.append("")
-    outside = m.get("top_outside_imports")
-    if outside is None:
+    if "top_outside_imports" not in m:
         lines += ["Outside imports: n/a", ""]
-    elif not outside:
+    elif not (outside := _outside_imports(m["top_outside_imports"])):
         lines += ["Outside imports: none", ""]
     else:
-        rows = [[f"`{name}`", count] for name, count in outside_imports(outside)]
-        lines += ["Top imports outside the allow-list:", "", markdown_table(["module", "samples"], rows, [False, True]), ""]
+        rows = [[f"`{name}`", count] for name, count in outside]
+        lines += [
+            "Top imports outside the allow-list:",
+            "",
+            markdown_table(["module", "samples"], rows, [False, True]),
+            "",
+        ]
     for key, label in (("security_by_category", "category"), ("security_by_severity", "severity")):
-        flags = m.get(key)
+        raw = m.get(key)
+        flags = {k: v for k, v in raw.items() if v} if isinstance(raw, dict) else None
         if flags is None:
             lines += [f"Security flags by {label}: n/a", ""]
         elif not flags:
@@ -268,7 +303,12 @@ def _checks_section(run: RunData) -> list[str]:
             rank = {name: i for i, name in enumerate(order)}
             names = sorted(flags, key=lambda x: (rank.get(str(x).lower(), len(rank)), -flags[x], x))
             rows = [[name, flags[name]] for name in names]
-            lines += [f"Security flags by {label}:", "", markdown_table([label, "flags"], rows, [False, True]), ""]
+            lines += [
+                f"Security flags by {label}:",
+                "",
+                markdown_table([label, "flags"], rows, [False, True]),
+                "",
+            ]
     return lines
 
 
@@ -301,9 +341,15 @@ def plot_pass_at_k(run: RunData, out: Path) -> Path:
         ks = sorted(reported)
         ax.scatter(ks, [100 * reported[k] for k in ks], color="tab:red", zorder=3, label="reported")
         for k in ks:
-            ax.annotate(f"{100 * reported[k]:.1f}%", (k, 100 * reported[k]), textcoords="offset points", xytext=(4, 6))
+            ax.annotate(
+                f"{100 * reported[k]:.1f}%", (k, 100 * reported[k]), textcoords="offset points", xytext=(4, 6)
+            )
         if ks and max(ks + list(curve)) >= 20:
             ax.set_xscale("log")
+        else:
+            from matplotlib.ticker import MaxNLocator
+
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylim(0, 105)
         ax.set_xlabel("k (samples drawn per task)")
         ax.set_ylabel("pass@k (%)")

@@ -1,8 +1,13 @@
-"""The CI gate on real run folders: exit 1 on a drop, 0 against itself, 2 on usage errors."""
+"""The CI gate on real run folders: exit 1 on a drop, 0 against itself, 2 on usage errors.
+
+Expected figures are read from the fixture runs' metrics.json / results.jsonl (tests/data/runs),
+never typed in, so the tests follow the fixtures when make_runs.py changes them.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -16,43 +21,132 @@ GOOD, OLD, BAD = RUNS / "humaneval-reference", RUNS / "humaneval-phi-1-old", RUN
 runner = CliRunner()
 
 
+def metrics_of(run: Path) -> dict:
+    return json.loads((run / "metrics.json").read_text())
+
+
+def gate(*args: str) -> tuple[int, dict]:
+    result = runner.invoke(app, ["compare", *args, "--json"])
+    assert result.exit_code in (0, 1), result.output
+    return result.exit_code, json.loads(result.stdout)
+
+
+@pytest.fixture()
+def one_flipped(tmp_path: Path) -> Path:
+    """The reference run with a single passing sample turned into a failure: a drop within noise."""
+    run = tmp_path / "one-flipped"
+    shutil.copytree(GOOD, run)
+    lines = (run / "results.jsonl").read_text().splitlines()
+    rec = json.loads(lines[0])
+    rec.update(passed=False, outcome="failed")
+    lines[0] = json.dumps(rec)
+    (run / "results.jsonl").write_text("\n".join(lines) + "\n")
+    from phi_eval.metrics import outcome_counts, run_pass_at_k
+
+    records = [json.loads(line) for line in lines]
+    metrics = metrics_of(run)
+    metrics["pass_at_k"] = run_pass_at_k(records, [int(k) for k in metrics["pass_at_k"]])
+    metrics["outcomes"] = outcome_counts(records)
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    return run
+
+
 def test_drop_exits_1_and_itself_exits_0() -> None:
-    assert runner.invoke(app, ["compare", str(GOOD), str(BAD)]).exit_code == 1
-    assert runner.invoke(app, ["compare", str(GOOD), str(GOOD)]).exit_code == 0
-    assert runner.invoke(app, ["compare", str(BAD), str(GOOD)]).exit_code == 0  # an improvement holds
+    code, doc = gate(str(GOOD), str(BAD))
+    assert code == 1 and doc["holds"] is False
+    code, doc = gate(str(GOOD), str(GOOD))
+    assert code == 0 and doc["holds"] is True
+    assert all(m["delta"] == 0 and m["noise"] == "within noise" for m in doc["metrics"])
+    code, doc = gate(str(BAD), str(GOOD))  # an improvement holds
+    assert code == 0
+    assert {m["metric"]: m["noise"] for m in doc["metrics"]}["pass@1"] == "gain beyond noise"
 
 
-def test_max_drop_is_in_metric_units() -> None:
-    # phi-1-old vs reference: pass@1 67.5% vs 100% -> a drop of 0.325
-    args = ["compare", str(GOOD), str(OLD), "--metric", "pass@1"]
-    assert runner.invoke(app, [*args, "--max-drop", "0.3"]).exit_code == 1
-    assert runner.invoke(app, [*args, "--max-drop", "0.33"]).exit_code == 0
+def test_default_metrics_are_pass_at_k_and_check_rates_in_both_runs() -> None:
+    _, doc = gate(str(GOOD), str(BAD))
+    ks = [f"pass@{k}" for k in metrics_of(GOOD)["pass_at_k"]]
+    assert [m["metric"] for m in doc["metrics"]] == [*ks, "allowed_imports_rate", "security_flag_rate"]
+    _, doc = gate(str(GOOD), str(OLD))  # the old run has no import/security figures
+    assert [m["metric"] for m in doc["metrics"]] == ks
+
+
+def test_max_drop_is_absolute_in_metric_units() -> None:
+    drop = metrics_of(GOOD)["pass_at_k"]["1"] - metrics_of(OLD)["pass_at_k"]["1"]
+    args = [str(GOOD), str(OLD), "--metric", "pass@1"]
+    assert gate(*args, "--max-drop", f"{drop - 0.005:.4f}")[0] == 1
+    assert gate(*args, "--max-drop", f"{drop + 0.005:.4f}")[0] == 0
+
+
+def test_a_rise_of_the_security_flag_rate_is_a_drop() -> None:
+    assert metrics_of(BAD)["security_flag_rate"] > metrics_of(GOOD)["security_flag_rate"]
+    code, doc = gate(str(GOOD), str(BAD), "--metric", "security_flag_rate")
+    assert code == 1 and doc["metrics"][0]["drop"] > 0 and doc["metrics"][0]["higher_is_better"] is False
+    assert gate(str(BAD), str(GOOD), "--metric", "security_flag_rate")[0] == 0
 
 
 def test_bootstrap_says_a_large_drop_is_beyond_noise() -> None:
     diffs = {d.metric: d for d in compare_runs(GOOD, BAD, seed=1)}
     d = diffs["pass@1"]
-    assert d.delta == pytest.approx(0.7 / 12 - 1.0)
-    assert d.shared_tasks == 12 and d.beyond_noise is True and d.ci_high < 0
+    assert d.delta == pytest.approx(metrics_of(BAD)["pass_at_k"]["1"] - metrics_of(GOOD)["pass_at_k"]["1"])
+    assert d.shared_tasks == metrics_of(GOOD)["num_tasks"]
+    assert d.beyond_noise is True and d.noise == "drop beyond noise"
+    assert d.ci_low <= d.shared_delta <= d.ci_high < 0
     assert d.p_not_worse == 0.0
-    assert diffs["security_flag_rate"].drop > 0  # a rise of the flag rate is a drop
     same = {d.metric: d for d in compare_runs(GOOD, GOOD)}
     assert same["pass@1"].beyond_noise is False and same["pass@1"].delta == 0
 
 
-def test_json_output() -> None:
-    result = runner.invoke(app, ["compare", str(GOOD), str(BAD), "--json", "--metric", "pass@1"])
+def test_bootstrap_is_seeded() -> None:
+    a = compare_runs(GOOD, OLD, ["pass@1"], seed=7).diffs[0]
+    b = compare_runs(GOOD, OLD, ["pass@1"], seed=7).diffs[0]
+    c = compare_runs(GOOD, OLD, ["pass@1"], seed=8, bootstrap=200).diffs[0]
+    assert (a.ci_low, a.ci_high, a.p_not_worse) == (b.ci_low, b.ci_high, b.p_not_worse)
+    assert (a.ci_low, a.ci_high) != (c.ci_low, c.ci_high)
+
+
+def test_require_significant_spares_a_drop_within_noise(one_flipped: Path) -> None:
+    code, doc = gate(str(GOOD), str(one_flipped), "--metric", "pass@1")
+    assert code == 1
+    m = doc["metrics"][0]
+    assert 0 < m["drop"] < 0.02 and m["noise"] == "within noise" and 0 < m["p_not_worse"] < 1
+    assert gate(str(GOOD), str(one_flipped), "--metric", "pass@1", "--require-significant")[0] == 0
+    # A drop beyond noise still fails under --require-significant.
+    assert gate(str(GOOD), str(BAD), "--metric", "pass@1", "--require-significant")[0] == 1
+    # With the bootstrap off, significance cannot be shown: the threshold alone decides (fail closed).
+    code, doc = gate(
+        str(GOOD), str(one_flipped), "--metric", "pass@1", "--require-significant", "--bootstrap", "0"
+    )
+    assert code == 1 and doc["metrics"][0]["noise"] == "bootstrap off"
+
+
+def test_table_output_names_the_failing_metric() -> None:
+    result = runner.invoke(app, ["compare", str(GOOD), str(BAD), "--metric", "pass@1"])
     assert result.exit_code == 1
-    doc = json.loads(result.stdout)
-    assert doc["holds"] is False and doc["metrics"][0]["metric"] == "pass@1"
+    assert "pass@1" in result.stdout and "FAIL" in result.stdout and "drop beyond noise" in result.stdout
+    assert result.stderr.startswith("REGRESSION: pass@1 dropped by")
 
 
-@pytest.mark.parametrize("args,needle", [
-    ([str(GOOD), "/nonexistent/run"], "does not exist"),
-    ([str(GOOD), str(OLD), "--metric", "allowed_imports_rate"], "not in both runs"),
-    ([str(GOOD), str(BAD), "--max-drop", "-0.1"], "must lie in [0, 1]"),
-    ([str(GOOD), str(BAD), "--metric", "pass@3"], "not in both runs"),
-])
-def test_usage_errors_exit_2(args: list[str], needle: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        ([str(GOOD), "/nonexistent/run"], "does not exist"),
+        ([str(GOOD), str(RUNS)], "holds no metrics.json"),
+        ([str(GOOD), str(OLD), "--metric", "allowed_imports_rate"], "not in both runs"),
+        ([str(GOOD), str(BAD), "--metric", "pass@3"], "not in both runs"),
+        ([str(GOOD), str(BAD), "--max-drop", "-0.1"], "must lie in [0, 1]"),
+        ([str(GOOD), str(BAD), "--max-drop", "2"], "must lie in [0, 1]"),
+        ([str(GOOD), str(BAD), "--bootstrap", "-1"], "--bootstrap must be"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(args: list[str], needle: str) -> None:
     result = runner.invoke(app, ["compare", *args])
-    assert result.exit_code == 2 and needle in result.output
+    assert result.exit_code == 2, result.output
+    assert needle in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_unreadable_metrics_is_a_usage_error_not_a_regression(tmp_path: Path) -> None:
+    run = tmp_path / "broken"
+    shutil.copytree(GOOD, run)
+    (run / "metrics.json").write_text("{")
+    result = runner.invoke(app, ["compare", str(GOOD), str(run)])
+    assert result.exit_code == 2 and "not valid JSON" in result.stderr

@@ -1,48 +1,71 @@
-"""`report` (a leaderboard across runs) and `compare` (the CI gate): thin wrappers."""
+"""`report` (a leaderboard across runs) and `compare` (the CI gate): thin wrappers over the modules."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from phi_eval.cli.app import app, friendly
+from phi_eval.errors import PhiEvalError
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of tables.")]
+
+
+def _console(stderr: bool = False) -> Any:
+    """A rich console; wide when piped (CI logs), so a many-column table is not folded to 80 characters."""
+    from rich.console import Console
+
+    console = Console(stderr=stderr)
+    return console if console.is_terminal else Console(stderr=stderr, width=260)
 
 
 @app.command()
 @friendly
 def report(
-    runs: Annotated[list[Path], typer.Argument(help="Run folders, or folders searched for runs.")],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the Markdown leaderboard here.")] = None,
+    runs: Annotated[
+        list[Path], typer.Argument(help="Run folders, or folders searched (recursively) for runs.")
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Also write the Markdown leaderboard here.")
+    ] = None,
+    run_reports: Annotated[
+        bool, typer.Option("--run-reports", help="Also (re)write each run's report.md and pass_at_k.png.")
+    ] = False,
     as_json: Json = False,
 ) -> None:
-    """A Markdown leaderboard across runs, one row per run, sorted by pass@1."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from phi_eval.leaderboard import leaderboard_frame, leaderboard_markdown, leaderboard_rows
+    """A leaderboard across runs, one row per run, best pass@1 first."""
+    from phi_eval.leaderboard import (
+        find_runs,
+        leaderboard_frame,
+        leaderboard_markdown,
+        leaderboard_records,
+        leaderboard_rich,
+    )
     from phi_eval.runfolder import write_text
 
-    rows = leaderboard_rows(runs)
+    run_dirs = find_runs(runs)
+    records = leaderboard_records(run_dirs)
+    if run_reports:
+        from phi_eval.report import write_run_report
+
+        for run_dir in run_dirs:
+            write_run_report(run_dir)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        write_text(out, leaderboard_markdown(rows))
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            write_text(out, leaderboard_markdown(run_dirs))
+        except OSError as exc:
+            raise PhiEvalError(f"cannot write {out}: {exc.strerror or exc}; choose another --out") from None
     if as_json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(records, indent=2))
         return
-    frame = leaderboard_frame(rows)
-    table = Table(title=f"phi-eval leaderboard ({len(rows)} runs)")
-    for column in frame.columns:
-        table.add_column(str(column), justify="right" if column in ("#", "n") or str(column).startswith("pass@") else "left")
-    for record in frame.itertuples(index=False, name=None):
-        table.add_row(*(str(v) for v in record))
-    Console().print(table)
+    _console().print(leaderboard_rich(leaderboard_frame(records)))
     if out is not None:
-        Console(stderr=True).print(f"leaderboard written to {out}")
+        print(f"leaderboard written to {out}", file=sys.stderr)
 
 
 @app.command()
@@ -50,34 +73,41 @@ def report(
 def compare(
     baseline: Annotated[Path, typer.Argument(help="The reference run folder.")],
     candidate: Annotated[Path, typer.Argument(help="The run folder to gate.")],
-    max_drop: Annotated[float, typer.Option(help="Largest allowed drop, in the metric's 0..1 units (0.02 = 2 points).")] = 0.0,
-    metric: Annotated[list[str] | None, typer.Option("--metric", help="pass@1, pass@10, allowed_imports_rate, security_flag_rate (default: all in both runs).")] = None,
-    bootstrap: Annotated[int, typer.Option(help="Paired bootstrap resamples over shared tasks (0: none).")] = 1000,
-    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
-    require_significant: Annotated[bool, typer.Option(help="Fail only when a drop is also beyond bootstrap noise.")] = False,
+    max_drop: Annotated[
+        float,
+        typer.Option(
+            help="Largest allowed drop, absolute in the metric's 0..1 units (0.02 = 2 points); default 0: any drop fails."
+        ),
+    ] = 0.0,
+    metric: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metric",
+            help="Repeatable: pass@1, pass@10, allowed_imports_rate, security_flag_rate, <outcome>_rate "
+            "(default: every pass@k in both runs plus the import and security rates).",
+        ),
+    ] = None,
+    bootstrap: Annotated[
+        int, typer.Option(help="Paired bootstrap resamples over shared tasks (0: off).")
+    ] = 1000,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed (the same seed gives the same intervals).")] = 0,
+    require_significant: Annotated[
+        bool, typer.Option(help="Fail only when a drop over --max-drop is also beyond bootstrap noise.")
+    ] = False,
     as_json: Json = False,
 ) -> None:
-    """Exit 0 when the candidate holds, 1 when a metric dropped by more than --max-drop, 2 on usage errors."""
-    from rich.console import Console
-    from rich.table import Table
+    """Gate a candidate run on a baseline: exit 0 when it holds, 1 on a drop over --max-drop, 2 on usage errors."""
+    from phi_eval.compare import compare_runs, comparison_table, verdict_line
 
-    from phi_eval.compare import compare_runs, gate_exit_code, to_json
-
-    diffs = compare_runs(baseline, candidate, metrics=metric or (), max_drop=max_drop, resamples=bootstrap, seed=seed)
-    code = gate_exit_code(diffs, require_significant=require_significant)
+    try:
+        cmp = compare_runs(baseline, candidate, metric, max_drop, bootstrap, seed, require_significant)
+    except PhiEvalError as exc:
+        # Exit 2 for every problem before the verdict, so CI never mistakes a broken setup for a regression.
+        raise PhiEvalError(str(exc), exit_code=2) from None
     if as_json:
-        print(json.dumps(to_json(diffs, code, baseline, candidate, max_drop), indent=2))
+        print(json.dumps(cmp.to_dict(), indent=2))
     else:
-        table = Table(title=f"compare: {baseline} -> {candidate} (max drop {max_drop:g})")
-        for col in ("metric", "baseline", "candidate", "delta", "95% CI of delta", "noise", "verdict"):
-            table.add_column(col, justify="right" if col in ("baseline", "candidate", "delta") else "left")
-        for d in diffs:
-            ci = f"[{100 * d.ci_low:+.1f}, {100 * d.ci_high:+.1f}]" if d.ci_low is not None else "n/a"
-            noise = {None: "n/a", True: "beyond noise", False: "within noise"}[d.beyond_noise]
-            verdict = "[red]DROP[/]" if d.failed else "[green]holds[/]"
-            table.add_row(d.metric, f"{100 * d.baseline:.1f}%", f"{100 * d.candidate:.1f}%",
-                          f"{100 * d.delta:+.1f}", ci, noise, verdict)
-        Console().print(table)
-        Console(stderr=True).print("candidate holds" if code == 0 else "regression: candidate dropped beyond --max-drop")
-    if code:
-        raise typer.Exit(code)
+        _console().print(comparison_table(cmp))
+        print(verdict_line(cmp), file=sys.stderr)
+    if not cmp.holds:
+        raise typer.Exit(1)
