@@ -48,11 +48,12 @@ def normalise_task_id(raw: object) -> str | None:
 
 @dataclass(frozen=True)
 class TrainItem:
-    """One training example as the guard sees it; `where` names it in messages (`line 12`, `Mbpp/601`)."""
+    """One training pair, as training and the guard both see it; `where` names it in messages
+    (`line 12` of a train file, or `Mbpp/601`)."""
 
-    where: str
     prompt: str
     completion: str
+    where: str
     task_id: str | None = None
 
 

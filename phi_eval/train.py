@@ -59,14 +59,7 @@ class TrainConfig:
     progress: bool = True
 
 
-@dataclass(frozen=True)
-class Example:
-    """One training pair; `where` names it in messages (`line 12` of a train file, or `Mbpp/601`)."""
-
-    prompt: str
-    completion: str
-    where: str
-    task_id: str | None = None
+Example = TrainItem  # one type for a training pair, shared with the contamination guard
 
 
 @dataclass
@@ -322,7 +315,7 @@ def guard(
     """
     mbpp_data = cfg.data if cfg.data is not None else None
     index = build_eval_index(cfg.eval_tasks or None, mbpp_data)
-    items = [TrainItem(ex.where, ex.prompt, ex.completion, ex.task_id) for ex in examples]
+    items = list(examples)
     overlaps = check(items, index, allow=True)
     report: dict[str, Any] = {
         "eval_sets": list(index.names),

@@ -280,12 +280,12 @@ def test_completion_closes_what_the_prompt_opened():
 
 def test_mbpp_train_split_shares_nothing_with_humaneval(mbpp_path: Path):
     """A property of the real data the guard must keep: no false alarms between the two benchmarks."""
-    from phi_eval.contamination import TrainItem, build_eval_index, find_overlaps
+    from phi_eval.contamination import build_eval_index, find_overlaps
     from phi_eval.train import task_examples
 
     examples, _ = task_examples("mbpp", "train", mbpp_path, "phi-1")
     index = build_eval_index(["humaneval"])
     assert index.size == 164
     assert (
-        find_overlaps([TrainItem(e.where, e.prompt, e.completion, e.task_id) for e in examples], index) == []
+        find_overlaps(examples, index) == []
     )
