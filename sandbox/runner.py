@@ -261,15 +261,9 @@ def _reap(statuses: dict[int, int]) -> bool:
 
 def _reap_all() -> dict[int, int]:
     """Reap every exited child (PID 1 inherits orphans); returns {pid: status}."""
-    out = {}
-    while True:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return out
-        if pid == 0:
-            return out
-        out[pid] = status
+    out: dict[int, int] = {}
+    _reap(out)
+    return out
 
 
 # ------------------------------------------------------------- value encoding (candidate -> tests)
