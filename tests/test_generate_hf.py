@@ -15,7 +15,7 @@ import pytest
 
 from phi_eval.errors import PhiEvalError
 from phi_eval.generate import GenOutput, GenRequest, SamplingParams
-from phi_eval.generate.hf import HFGenerator
+from phi_eval.generate.hf import HFGenerator, batch_sizes
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,6 +101,48 @@ def test_stop_sequences_end_rows_early(gen: HFGenerator, prompts: list) -> None:
     assert len(stopped[key]) < len(text)
 
 
+def test_prefilled_in_place_cache_gives_transformers_own_tokens(tiny_phi: Path, prompts: list) -> None:
+    """The chunked, shared prefill + in-place cache against generate's own DynamicCache, same model.
+
+    Greedy and seeded sampling, n = 3 samples sharing a prompt, a one-token prompt (nothing to
+    prefill) next to long ones, and a prefill chunk small enough to split every batch.
+    """
+    fast = HFGenerator(str(tiny_phi), show_progress=False)
+    plain = HFGenerator(str(tiny_phi), show_progress=False)
+    assert fast._prefill is not None and fast.info()["kv_cache"].startswith("in-place")
+    plain._prefill = None
+    fast._prefill.chunk_tokens = 300  # about one HumanEval prompt per prefill forward
+    reqs = greedy_requests(prompts) + [GenRequest("one-token", 0, "\n")]
+    assert len(fast.tokenizer("\n")["input_ids"]) == 1
+    for params in (
+        {"max_new_tokens": 16, "batch_size": 6},
+        {"max_new_tokens": 16},
+        {"max_new_tokens": 16, "temperature": 0.8, "top_p": 0.9, "seed": 3, "n": 3},
+    ):
+        sampled = params.get("n", 1) > 1
+        batch = [GenRequest(r.task_id, c, r.prompt) for r in reqs for c in range(3)] if sampled else reqs
+        got, _ = run(fast, batch, **params)
+        want, _ = run(plain, batch, **params)
+        assert got == want, params
+    assert got[(prompts[0][0], 0)] != got[(prompts[0][0], 1)]  # shared prefill, separate samples
+
+
+def test_batch_plan_fills_balances_and_caps_tokens() -> None:
+    lengths = sorted([400, 380, 300] + [150] * 100 + [40] * 61, reverse=True)
+    sizes = batch_sizes(lengths, 64, 16384, 64)
+    assert sum(sizes) == len(lengths)
+    i = 0
+    for size in sizes:
+        assert 1 <= size <= 64 and size * (lengths[i] + 64) <= 16384
+        i += size
+    # the longest prompts cap the first batch at 16384 // 464 = 35 rows; greedy filling would leave a
+    # last batch of one row decoding alone for 64 steps, so the rest is spread over the same 4 batches
+    assert sizes == [35, 43, 43, 43]
+    assert batch_sizes([100] * 130, 64, None, 64) == [44, 43, 43]  # no small last batch
+    assert batch_sizes([5000, 10], 64, 1000, 64) == [1, 1]  # a prompt over the cap still gets its row
+    assert batch_sizes([], 64, None, 8) == []
+
+
 def test_memory_budget_backs_off_and_keeps_results(tiny_phi: Path, prompts: list) -> None:
     """A real forced failure: a batch over the memory budget takes the same path as a CUDA OOM."""
     reqs = greedy_requests(prompts[:4])
@@ -167,7 +209,7 @@ def test_bad_dtype_and_device(tiny_phi: Path) -> None:
 WORKER = """
 import json, sys
 from phi_eval.generate import GenRequest, SamplingParams
-from phi_eval.generate.hf import HFGenerator
+from phi_eval.generate.hf import HFGenerator, batch_sizes
 model, prompts_file, out_file = sys.argv[1:4]
 reqs = [GenRequest(t, 0, p) for t, p in json.load(open(prompts_file))]
 gen = HFGenerator(model, show_progress=False)

@@ -1,0 +1,192 @@
+"""A key/value cache written in place and filled by a shared, chunked prefill, for `generate`.
+
+Why this exists (measured in bench/bench_generate.py):
+- transformers' DynamicCache grows by `torch.cat`, copying every row's keys and values on every
+  decoding step. At the batch sizes that make CPU decoding fast, that copying cost more than the
+  model. Here each layer's keys and values live in one buffer sized for prompt + new tokens, and
+  a step writes only its new column; attention reads the same values, so tokens are unchanged.
+- Prefill and decoding want different batch shapes: prefill cost grows with rows x padded width
+  (and attention with width squared), decoding wants many rows per step. So prompts are prefilled
+  in small chunks, each distinct prompt once (n samples of a prompt share its prefill), and the
+  results are placed left-padded into the decoding batch's buffer.
+- `generate` then receives a cache holding all but each row's last prompt token (the documented
+  way to reuse a prompt cache) and decodes as usual: stopping criteria, logits processors and the
+  model's own attention code all stay transformers'.
+
+The fast path needs transformers' layered cache API (DynamicLayer, 4.56+) and a model whose cache
+is made only of plain (non-sliding) layers; `supports_prefilled_cache` says whether it applies.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+
+class UnsupportedCache(Exception):
+    """The model's cache turned out not to be plain per-layer keys/values; use generate's own."""
+
+
+def _numel(shape: Sequence[int]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def supports_prefilled_cache(model: Any) -> bool:
+    """True when the model's default cache is all plain DynamicLayers and its forward takes position_ids."""
+    try:
+        from transformers.cache_utils import DynamicCache, DynamicLayer
+    except ImportError:
+        return False
+    try:
+        cache = DynamicCache(config=model.config)
+    except Exception:  # noqa: BLE001 - older or unusual cache classes: use the plain path
+        return False
+    params = inspect.signature(model.forward).parameters
+    return (
+        bool(cache.layers)
+        and all(type(layer) is DynamicLayer for layer in cache.layers)
+        and "position_ids" in params
+        and "past_key_values" in params
+    )
+
+
+def _buffer_layer_class() -> type:
+    from transformers.cache_utils import DynamicLayer
+
+    class BufferLayer(DynamicLayer):
+        """A DynamicLayer whose keys/values are views of preallocated buffers, grown in place."""
+
+        def __init__(self, keys: Any, values: Any, length: int) -> None:
+            super().__init__()
+            self.key_buffer, self.value_buffer, self.length = keys, values, length
+            self.dtype, self.device = keys.dtype, keys.device
+            self.is_initialized = True
+            self._expose()
+
+        def _expose(self) -> None:
+            self.keys = self.key_buffer[:, :, : self.length]
+            self.values = self.value_buffer[:, :, : self.length]
+
+        def lazy_initialization(self, key_states: Any, value_states: Any) -> None:  # already initialised
+            return None
+
+        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+            end = self.length + key_states.shape[-2]
+            if end > self.key_buffer.shape[-2]:
+                raise RuntimeError(f"KV buffer of {self.key_buffer.shape[-2]} positions overflowed")
+            self.key_buffer[:, :, self.length : end] = key_states
+            self.value_buffer[:, :, self.length : end] = value_states
+            self.length = end
+            self._expose()
+            return self.keys, self.values
+
+    return BufferLayer
+
+
+class PrefillCache:
+    """Builds, batch after batch, a prefilled in-place cache; buffers are reused across batches."""
+
+    def __init__(self, model: Any, pad_id: int, chunk_tokens: int) -> None:
+        self.model = model
+        self.pad_id = pad_id
+        self.chunk_tokens = chunk_tokens
+        params = inspect.signature(model.forward).parameters
+        self.extra: dict[str, Any] = {}
+        if "logits_to_keep" in params:  # the prefill needs no logits at all; skip the full vocab matmul
+            self.extra["logits_to_keep"] = 1
+        elif "num_logits_to_keep" in params:
+            self.extra["num_logits_to_keep"] = 1
+        self._storage: list[tuple[Any, Any]] = []
+        self._layer_class = _buffer_layer_class()
+
+    def _buffers(self, rows: int, capacity: int, layers: Sequence[Any]) -> list[tuple[Any, Any]]:
+        """Per layer (keys, values) of shape [rows, heads, capacity, dim], views of reused storage.
+
+        Keys and values are sized separately (some attention variants give them different widths).
+        """
+        import torch
+
+        shapes = [
+            ((rows, layer.keys.shape[1], capacity, layer.keys.shape[3]),
+             (rows, layer.values.shape[1], capacity, layer.values.shape[3]))
+            for layer in layers
+        ]  # fmt: skip
+        sizes = [(_numel(k), _numel(v)) for k, v in shapes]
+        like = layers[0].keys
+        fits = len(self._storage) == len(layers) and all(
+            ks.numel() >= kn and vs.numel() >= vn and ks.dtype == like.dtype and ks.device == like.device
+            for (ks, vs), (kn, vn) in zip(self._storage, sizes, strict=True)
+        )
+        if not fits:
+            self._storage = []  # let the old storage go before the new is allocated
+            self._storage = [
+                (torch.empty(kn, dtype=like.dtype, device=like.device),
+                 torch.empty(vn, dtype=like.dtype, device=like.device))
+                for kn, vn in sizes
+            ]  # fmt: skip
+        return [
+            (ks[:kn].view(kshape), vs[:vn].view(vshape))
+            for (ks, vs), (kn, vn), (kshape, vshape) in zip(self._storage, sizes, shapes, strict=True)
+        ]
+
+    def build(self, prompts: Sequence[Sequence[int]], width: int, capacity: int) -> Any:
+        """A cache for rows `prompts` (left-padded to `width`) holding every prompt token but the last.
+
+        `capacity` is width + max_new_tokens; `generate` is then called with the full padded ids.
+        """
+        import torch
+        from transformers.cache_utils import DynamicCache
+
+        device = self.model.device
+        distinct = list(dict.fromkeys(tuple(p) for p in prompts))
+        where = {p: i for i, p in enumerate(distinct)}
+        rows_of: list[list[int]] = [[] for _ in distinct]
+        for row, p in enumerate(prompts):
+            rows_of[where[tuple(p)]].append(row)
+        buffers: list | None = None
+        start = 0
+        while start < len(distinct):
+            span = max(len(distinct[start]) - 1, 1)  # distinct is sorted longest first
+            stop = min(len(distinct), start + max(1, self.chunk_tokens // span))
+            chunk = [p[:-1] for p in distinct[start:stop]]
+            w = max(len(p) for p in chunk)
+            if w == 0:
+                start = stop
+                continue
+            ids = torch.full((len(chunk), w), self.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), w), dtype=torch.long)
+            for i, p in enumerate(chunk):
+                if p:
+                    ids[i, w - len(p) :] = torch.tensor(p, dtype=torch.long)
+                    mask[i, w - len(p) :] = 1
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            out = self.model(
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                position_ids=positions.to(device),
+                use_cache=True,
+                **self.extra,
+            )
+            layers = getattr(out.past_key_values, "layers", None)
+            if not layers or any(getattr(layer, "keys", None) is None for layer in layers):
+                raise UnsupportedCache("the model's cache does not hold keys and values for every layer")
+            if buffers is None:
+                buffers = self._buffers(len(prompts), capacity, layers)
+            rows = [r for d in range(start, stop) for r in rows_of[d]]
+            source = torch.tensor([d - start for d in range(start, stop) for _ in rows_of[d]], device=device)
+            target = torch.tensor(rows, device=device)
+            for (keys, values), layer in zip(buffers, layers, strict=True):
+                keys[target, :, : width - 1 - w] = 0  # left of this chunk's padding: masked, must be finite
+                values[target, :, : width - 1 - w] = 0
+                keys[target, :, width - 1 - w : width - 1] = layer.keys.index_select(0, source)
+                values[target, :, width - 1 - w : width - 1] = layer.values.index_select(0, source)
+            del out
+            start = stop
+        cache = DynamicCache(config=self.model.config)
+        if buffers is not None:
+            cache.layers = [self._layer_class(k, v, width - 1) for k, v in buffers]
+        return cache
