@@ -3,14 +3,18 @@
 Both sides generate greedily for the HumanEval prompts (phi-1 format) on the same model folder.
 - baseline: what the Phi model cards show: for each prompt, tokenizer(prompt, return_tensors="pt"),
   model.generate(**inputs, max_new_tokens=N), decode. No batching, no stop sequences.
-- phi-eval: HFGenerator with automatic batching (length-sorted, left-padded) and the task's stop
-  sequences, so rows end at the end of the function.
+- phi-eval, two ways: the `phi-eval generate` CLI as a user runs it (run folder, prompts.jsonl,
+  progress bar), and HFGenerator called from this script (which also times generation alone).
+  Both use automatic batching (length-sorted, left-padded, chunked prefill into an in-place KV
+  cache) and the task's stop sequences, so rows end at the end of the function.
 
-`--mode both` (the default) runs each side as a separate whole process (this script re-invoked)
-and prints both wall times and the ratio; it also checks the two agree on the post-processed
-completions (greedy: the same text up to the first stop sequence).
+`--mode both` (the default) runs each side as a separate whole process, alternating sides, and
+prints wall times and ratios (best of --repeat runs per side); it also checks each phi-eval side
+agrees with the baseline on the post-processed completions (greedy: the same text up to the
+first stop sequence).
 
-    python bench/bench_generate.py                       # tiny Phi (hidden 256, 4 layers) on CPU
+    python bench/bench_generate.py --repeat 3            # tiny Phi (hidden 256, 4 layers) on CPU
+    python bench/bench_generate.py --hidden 64 --layers 2 --vocab 512   # the test suite's tiny Phi
     python bench/bench_generate.py --phi1-size --device cuda --dtype float16   # phi-1-sized, random weights
 """
 
@@ -29,7 +33,15 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 
-def build_model(path: Path, phi1_size: bool, device: str, dtype: str, vocab: int) -> Path:
+def describe(args: argparse.Namespace) -> str:
+    if args.model_dir_given:
+        return args.model_dir
+    if args.phi1_size:
+        return "phi-1-sized Phi (hidden 2048, 24 layers, vocab 51200), random weights"
+    return f"tiny Phi (hidden {args.hidden}, {args.layers} layers), tokenizer vocab {args.vocab}"
+
+
+def build_model(path: Path, args: argparse.Namespace) -> Path:
     """A model folder: the tiny bench model, or a phi-1-sized one with random weights.
 
     The tokenizer's vocabulary (default 2048) sets how many tokens a prompt takes: at 2048 a
@@ -38,12 +50,13 @@ def build_model(path: Path, phi1_size: bool, device: str, dtype: str, vocab: int
     """
     from tiny_phi import build_tiny_phi, build_tokenizer
 
-    if not phi1_size:
-        return build_tiny_phi(path, vocab_size=vocab, hidden_size=256, layers=4)
+    if not args.phi1_size:
+        return build_tiny_phi(path, vocab_size=args.vocab, hidden_size=args.hidden, layers=args.layers)
     import torch
     from transformers import PhiConfig, PhiForCausalLM
 
-    tokenizer = build_tokenizer(vocab)
+    device, dtype = args.device or "cpu", args.dtype
+    tokenizer = build_tokenizer(args.vocab)
     config = PhiConfig(  # microsoft/phi-1's shape; ids from the tiny tokenizer stay below 51200
         vocab_size=51200,
         hidden_size=2048,
@@ -112,6 +125,26 @@ def run_phi_eval(args: argparse.Namespace) -> dict:
     return {"gen_s": time.perf_counter() - start, "raw": raw, "batch_size": gen.last_batch_size}
 
 
+def run_cli(args: argparse.Namespace, out_dir: Path) -> dict:
+    """`phi-eval generate` itself, as a user runs it: the run folder, prompts, progress bar and all."""
+    cmd = [
+        sys.executable, "-m", "phi_eval", "generate", "--task", "humaneval", "--model", args.model_dir,
+        "--max-new-tokens", str(args.max_new_tokens), "--prompt-format", "phi-1", "--dtype", args.dtype,
+        "--limit", str(args.n_prompts), "--out", str(out_dir),
+    ]  # fmt: skip
+    cmd += ["--batch-size", str(args.batch_size)] if args.batch_size else []
+    cmd += ["--device", args.device] if args.device else []
+    subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    raw = {}
+    for line in (out_dir / "samples.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        raw[rec["task_id"]] = rec.get("raw", rec["completion"])
+    return {"raw": raw}
+
+
+SIDES = ("baseline", "phi-eval", "phi-eval-cli")
+
+
 def run_both(args: argparse.Namespace) -> None:
     from phi_eval.postprocess import postprocess
     from phi_eval.tasks import get_task
@@ -119,56 +152,53 @@ def run_both(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-gen-") as tmp:
         if args.model_dir is None:
             t0 = time.perf_counter()
-            args.model_dir = str(
-                build_model(Path(tmp) / "model", args.phi1_size, args.device or "cpu", args.dtype, args.vocab)
-            )
+            args.model_dir = str(build_model(Path(tmp) / "model", args))
             print(f"built model in {time.perf_counter() - t0:.1f}s at {args.model_dir}", file=sys.stderr)
         results: dict[str, dict] = {}
-        for _ in range(args.repeat):  # alternate the sides; keep each side's fastest run
-            for mode in ("baseline", "phi-eval"):
-                out = Path(tmp) / f"{mode}.json"
-                cmd = [
-                    sys.executable,
-                    __file__,
-                    "--mode",
-                    mode,
-                    "--model-dir",
-                    args.model_dir,
-                    "--out",
-                    str(out),
-                    "--n-prompts",
-                    str(args.n_prompts),
-                    "--max-new-tokens",
-                    str(args.max_new_tokens),
-                    "--dtype",
-                    args.dtype,
-                ]
-                cmd += ["--device", args.device] if args.device else []
-                cmd += ["--batch-size", str(args.batch_size)] if args.batch_size else []
+        for rep in range(args.repeat):  # alternate the sides; keep each side's fastest run
+            for mode in SIDES:
+                out = Path(tmp) / f"{mode}-{rep}.json"
                 t0 = time.perf_counter()
-                subprocess.run(cmd, check=True)
-                run = {**json.loads(out.read_text()), "process_s": time.perf_counter() - t0}
+                if mode == "phi-eval-cli":
+                    run = run_cli(args, Path(tmp) / f"cli-{rep}")
+                else:
+                    cmd = [sys.executable, __file__, "--mode", mode, "--model-dir", args.model_dir,
+                           "--out", str(out), "--n-prompts", str(args.n_prompts),
+                           "--max-new-tokens", str(args.max_new_tokens), "--dtype", args.dtype]  # fmt: skip
+                    cmd += ["--device", args.device] if args.device else []
+                    cmd += ["--batch-size", str(args.batch_size)] if args.batch_size else []
+                    subprocess.run(cmd, check=True)
+                    run = json.loads(out.read_text())
+                run["process_s"] = time.perf_counter() - t0
+                print(f"  run {rep + 1}: {mode:13} {run['process_s']:6.1f} s", file=sys.stderr)
                 if mode not in results or run["process_s"] < results[mode]["process_s"]:
                     results[mode] = run
     stop = get_task("humaneval").stop
-    base, mine = results["baseline"], results["phi-eval"]
-    agree = sum(
-        postprocess(base["raw"][k], stop, "phi-1") == postprocess(mine["raw"][k], stop, "phi-1")
-        for k in base["raw"]
-    )
+    base = results["baseline"]
     print(
-        f"{args.n_prompts} HumanEval prompts, greedy, max_new_tokens={args.max_new_tokens}, "
-        f"model={'phi-1-size' if args.phi1_size else 'tiny phi (hidden 256, 4 layers)'}, "
-        f"tokenizer vocab {args.vocab}, best of {args.repeat} whole-process run(s) per side"
+        f"{args.n_prompts} HumanEval prompts, greedy, max_new_tokens={args.max_new_tokens}, model: {describe(args)}; "
+        f"best of {args.repeat} whole-process run(s) per side"
     )
-    print(f"{'':10} {'process s':>10} {'generate s':>11}")
-    for mode in ("baseline", "phi-eval"):
-        print(f"{mode:10} {results[mode]['process_s']:10.1f} {results[mode]['gen_s']:11.1f}")
-    print(
-        f"ratio (baseline / phi-eval): whole process {base['process_s'] / mine['process_s']:.1f}x, "
-        f"generation only {base['gen_s'] / mine['gen_s']:.1f}x"
-    )
-    print(f"completions identical after post-processing: {agree}/{len(base['raw'])}")
+    print(f"{'':38} {'process s':>10} {'generate s':>11} {'ratio':>7}")
+    labels = {
+        "baseline": "baseline (model card, one at a time)",
+        "phi-eval": "phi-eval HFGenerator in a process",
+        "phi-eval-cli": "phi-eval generate (the CLI)",
+    }
+    for mode in SIDES:
+        r = results[mode]
+        gen = f"{r['gen_s']:11.1f}" if "gen_s" in r else f"{'-':>11}"
+        ratio = f"{base['process_s'] / r['process_s']:6.1f}x" if mode != "baseline" else ""
+        print(f"{labels[mode]:38} {r['process_s']:10.1f} {gen} {ratio:>7}")
+    mine = results["phi-eval"]
+    print(f"generation only (inside the process): {base['gen_s'] / mine['gen_s']:.1f}x")
+    for mode in ("phi-eval", "phi-eval-cli"):
+        agree = sum(
+            postprocess(base["raw"][k], stop, "phi-1") == postprocess(results[mode]["raw"][k], stop, "phi-1")
+            for k in base["raw"]
+        )
+        print(f"{labels[mode]}: completions identical to the baseline's after post-processing: "
+              f"{agree}/{len(base['raw'])}")
 
 
 def main() -> None:
@@ -183,12 +213,15 @@ def main() -> None:
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--dtype", default="auto", help="auto, float32, float16, bfloat16")
     parser.add_argument("--vocab", type=int, default=2048, help="tokenizer vocabulary of the built model")
+    parser.add_argument("--hidden", type=int, default=256, help="hidden size of the built tiny model")
+    parser.add_argument("--layers", type=int, default=4, help="layers of the built tiny model")
     parser.add_argument("--n-prompts", type=int, default=164)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=None, help="phi-eval side (default: automatic)")
     parser.add_argument("--repeat", type=int, default=1, help="both: runs per side, the fastest is kept")
     parser.add_argument("--out", help="single mode: write the result as JSON here")
     args = parser.parse_args()
+    args.model_dir_given = args.model_dir is not None
     if args.mode == "both":
         run_both(args)
         return
