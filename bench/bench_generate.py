@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -133,8 +134,10 @@ def run_cli(args: argparse.Namespace, out_dir: Path) -> dict:
         "--limit", str(args.n_prompts), "--out", str(out_dir),
     ]  # fmt: skip
     cmd += ["--batch-size", str(args.batch_size)] if args.batch_size else []
-    cmd += ["--device", args.device] if args.device else []
-    subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    env = dict(os.environ)
+    if args.device == "cpu":  # the CLI picks its device itself (a GPU when one is visible)
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, env=env)
     raw = {}
     for line in (out_dir / "samples.jsonl").read_text().splitlines():
         rec = json.loads(line)
