@@ -107,23 +107,30 @@ def test_prefilled_in_place_cache_gives_transformers_own_tokens(tiny_phi: Path, 
     Greedy and seeded sampling, n = 3 samples sharing a prompt, a one-token prompt (nothing to
     prefill) next to long ones, and a prefill chunk small enough to split every batch.
     """
+    import torch
+
     fast = HFGenerator(str(tiny_phi), show_progress=False)
     plain = HFGenerator(str(tiny_phi), show_progress=False)
     assert fast._prefill is not None and fast.info()["kv_cache"].startswith("in-place")
     plain._prefill = None
-    fast._prefill.chunk_tokens = 300  # about one HumanEval prompt per prefill forward
     reqs = greedy_requests(prompts) + [GenRequest("one-token", 0, "\n")]
     assert len(fast.tokenizer("\n")["input_ids"]) == 1
-    for params in (
-        {"max_new_tokens": 16, "batch_size": 6},
-        {"max_new_tokens": 16},
-        {"max_new_tokens": 16, "temperature": 0.8, "top_p": 0.9, "seed": 3, "n": 3},
+    for chunk_tokens, params in (
+        (300, {"max_new_tokens": 16, "batch_size": 6}),  # ~2 prompts per prefill forward
+        (1, {"max_new_tokens": 16}),  # one prompt per forward: the one-token prompt alone
+        (300, {"max_new_tokens": 16, "temperature": 0.8, "top_p": 0.9, "seed": 3, "n": 3}),
     ):
+        fast._prefill.chunk_tokens = chunk_tokens
         sampled = params.get("n", 1) > 1
         batch = [GenRequest(r.task_id, c, r.prompt) for r in reqs for c in range(3)] if sampled else reqs
         got, _ = run(fast, batch, **params)
         want, _ = run(plain, batch, **params)
         assert got == want, params
+        with torch.inference_mode():  # reused buffers may hold anything, even NaN: masked
+            for keys, values in fast._prefill._storage:  # positions must still never reach a token
+                keys.fill_(float("nan"))
+                values.fill_(float("nan"))
+        assert run(fast, batch, **params)[0] == want, params
     assert got[(prompts[0][0], 0)] != got[(prompts[0][0], 1)]  # shared prefill, separate samples
 
 

@@ -154,7 +154,13 @@ class PrefillCache:
             stop = min(len(distinct), start + max(1, self.chunk_tokens // span))
             chunk = [p[:-1] for p in distinct[start:stop]]
             w = max(len(p) for p in chunk)
-            if w == 0:
+            rows = [r for d in range(start, stop) for r in rows_of[d]]
+            if w == 0:  # one-token prompts: nothing to prefill, all their cached positions are padding
+                if buffers is not None:  # (sorted longest first, so a longer prompt allocated them)
+                    target = torch.tensor(rows, device=device)
+                    for keys, values in buffers:
+                        keys[target, :, : width - 1] = 0
+                        values[target, :, : width - 1] = 0
                 start = stop
                 continue
             ids = torch.full((len(chunk), w), self.pad_id, dtype=torch.long)
@@ -176,7 +182,6 @@ class PrefillCache:
                 raise UnsupportedCache("the model's cache does not hold keys and values for every layer")
             if buffers is None:
                 buffers = self._buffers(len(prompts), capacity, layers)
-            rows = [r for d in range(start, stop) for r in rows_of[d]]
             source = torch.tensor([d - start for d in range(start, stop) for _ in rows_of[d]], device=device)
             target = torch.tensor(rows, device=device)
             for (keys, values), layer in zip(buffers, layers, strict=True):
