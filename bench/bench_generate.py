@@ -145,6 +145,34 @@ def run_cli(args: argparse.Namespace, out_dir: Path) -> dict:
     return {"raw": raw}
 
 
+def run_prefill_ab(args: argparse.Namespace) -> None:
+    """n samples per prompt: the shared chunked prefill + in-place cache against transformers' own
+    cache, same generator, same batches, in one process (alternating, fastest of --repeat)."""
+    from phi_eval.generate import GenRequest, SamplingParams
+    from phi_eval.generate.hf import HFGenerator
+    from phi_eval.tasks import get_task
+
+    with tempfile.TemporaryDirectory(prefix="bench-gen-") as tmp:
+        if args.model_dir is None:
+            args.model_dir = str(build_model(Path(tmp) / "model", args))
+        gen = HFGenerator(args.model_dir, dtype=args.dtype, device=args.device, show_progress=False)
+        fast = gen._prefill
+        reqs = [GenRequest(t, c, p) for t, p in prompts(args.n_prompts) for c in range(args.n)]
+        params = SamplingParams(n=args.n, temperature=0.8, top_p=0.95, max_new_tokens=args.max_new_tokens,
+                                stop=get_task("humaneval").stop, seed=1)  # fmt: skip
+        best: dict[str, float] = {}
+        for _ in range(args.repeat):
+            for name, prefill in (("transformers cache", None), ("shared prefill", fast)):
+                gen._prefill = prefill
+                start = time.perf_counter()
+                gen.generate(reqs, params, lambda outs: None)
+                best[name] = min(best.get(name, float("inf")), time.perf_counter() - start)
+    print(f"{len(reqs)} samples (n={args.n} x {args.n_prompts} prompts, temperature 0.8), {describe(args)}")
+    for name, secs in best.items():
+        print(f"  {name:20} {secs:6.1f} s")
+    print(f"  ratio {best['transformers cache'] / best['shared prefill']:.1f}x")
+
+
 SIDES = ("baseline", "phi-eval", "phi-eval-cli")
 
 
@@ -208,7 +236,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--mode", choices=("baseline", "phi-eval", "both"), default="both")
+    parser.add_argument("--mode", choices=("baseline", "phi-eval", "both", "prefill-ab"), default="both")
+    parser.add_argument("--n", type=int, default=10, help="prefill-ab: samples per prompt")
     parser.add_argument("--model-dir", help="an existing model folder (default: build one in a temp folder)")
     parser.add_argument(
         "--phi1-size", action="store_true", help="phi-1's shape with random weights (for a GPU)"
@@ -227,6 +256,9 @@ def main() -> None:
     args.model_dir_given = args.model_dir is not None
     if args.mode == "both":
         run_both(args)
+        return
+    if args.mode == "prefill-ab":
+        run_prefill_ab(args)
         return
     if args.model_dir is None:
         parser.error("--mode baseline/phi-eval needs --model-dir (or use --mode both)")
