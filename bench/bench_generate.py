@@ -16,6 +16,7 @@ first stop sequence).
     python bench/bench_generate.py --repeat 3            # tiny Phi (hidden 256, 4 layers) on CPU
     python bench/bench_generate.py --hidden 64 --layers 2 --vocab 512   # the test suite's tiny Phi
     python bench/bench_generate.py --phi1-size --device cuda --dtype float16   # phi-1-sized, random weights
+    python bench/bench_generate.py --mode prefill-ab --n-prompts 32 --n 10    # n samples: shared prefill A/B
 """
 
 from __future__ import annotations
