@@ -20,19 +20,13 @@ is made only of plain (non-sliding) layers; `supports_prefilled_cache` says whet
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Sequence
 from typing import Any
 
 
 class UnsupportedCache(Exception):
     """The model's cache turned out not to be plain per-layer keys/values; use generate's own."""
-
-
-def _numel(shape: Sequence[int]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 def supports_prefilled_cache(model: Any) -> bool:
@@ -115,7 +109,7 @@ class PrefillCache:
              (rows, layer.values.shape[1], capacity, layer.values.shape[3]))
             for layer in layers
         ]  # fmt: skip
-        sizes = [(_numel(k), _numel(v)) for k, v in shapes]
+        sizes = [(math.prod(k), math.prod(v)) for k, v in shapes]
         like = layers[0].keys
         fits = len(self._storage) == len(layers) and all(
             ks.numel() >= kn and vs.numel() >= vn and ks.dtype == like.dtype and ks.device == like.device
