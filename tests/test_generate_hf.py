@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -211,6 +212,30 @@ def test_bad_dtype_and_device(tiny_phi: Path) -> None:
         HFGenerator(str(tiny_phi), dtype="int3")
     with pytest.raises(PhiEvalError, match="device"):
         HFGenerator(str(tiny_phi), device="nonsense")
+    assert gc.isenabled(), "a failed load left the garbage collector off"
+
+
+def test_loading_pauses_the_collector_and_turns_it_back_on(tiny_phi: Path) -> None:
+    """Loading runs with the cyclic collector off (gcpause.py); afterwards it is on again and
+    the loaded objects sit in the permanent generation, so later collections skip them."""
+    seen: list[bool] = []
+    original = HFGenerator._count_parameters
+
+    def spy(config: object) -> int | None:
+        seen.append(gc.isenabled())
+        return original(config)
+
+    gc.unfreeze()
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(HFGenerator, "_count_parameters", staticmethod(spy))
+            loaded = HFGenerator(str(tiny_phi), show_progress=False)
+        assert seen == [False]
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > 0
+        assert not any(o is loaded.model for o in gc.get_objects())  # frozen: not tracked by collections
+    finally:
+        gc.unfreeze()
 
 
 WORKER = """
