@@ -17,6 +17,7 @@ first stop sequence).
     python bench/bench_generate.py --hidden 64 --layers 2 --vocab 512   # the test suite's tiny Phi
     python bench/bench_generate.py --phi1-size --device cuda --dtype float16   # phi-1-sized, random weights
     python bench/bench_generate.py --mode prefill-ab --n-prompts 32 --n 10    # n samples: shared prefill A/B
+    python bench/bench_generate.py --mode load-ab --repeat 8     # start-up: GC paused while loading, or not
 """
 
 from __future__ import annotations
@@ -174,6 +175,45 @@ def run_prefill_ab(args: argparse.Namespace) -> None:
     print(f"  ratio {best['transformers cache'] / best['shared prefill']:.1f}x")
 
 
+def run_load(args: argparse.Namespace) -> None:
+    """One process: import torch and transformers and load the model as `phi-eval generate` does."""
+    if args.no_gc_pause:
+        import contextlib
+
+        import phi_eval.gcpause
+
+        phi_eval.gcpause.gc_paused = contextlib.nullcontext  # type: ignore[assignment]
+    from phi_eval.generate.hf import HFGenerator
+
+    HFGenerator(args.model_dir, dtype=args.dtype, device=args.device, show_progress=False)
+    os._exit(0)  # no interpreter teardown on either side: the start-up alone is compared
+
+
+def run_load_ab(args: argparse.Namespace) -> None:
+    """Start-up (imports + model load) as whole processes: the GC paused while loading
+    (phi_eval/gcpause.py) against the same code with the collector left running; alternating."""
+    import statistics
+
+    with tempfile.TemporaryDirectory(prefix="bench-gen-") as tmp:
+        if args.model_dir is None:
+            args.model_dir = str(build_model(Path(tmp) / "model", args))
+        times: dict[str, list[float]] = {"GC running (baseline)": [], "GC paused": []}
+        for _ in range(args.repeat):
+            for name in times:
+                cmd = [sys.executable, __file__, "--mode", "load", "--model-dir", args.model_dir,
+                       "--dtype", args.dtype, "--device", args.device or "cpu"]  # fmt: skip
+                cmd += ["--no-gc-pause"] if name.startswith("GC running") else []
+                start = time.perf_counter()
+                subprocess.run(cmd, check=True, stderr=subprocess.DEVNULL)
+                times[name].append(time.perf_counter() - start)
+    print(f"start-up of a generator (python start, imports, model load), {describe(args)}, {args.repeat} runs each")
+    for name, runs in times.items():
+        print(f"  {name:22} best {min(runs):5.2f} s   median {statistics.median(runs):5.2f} s")
+    base, mine = times["GC running (baseline)"], times["GC paused"]
+    print(f"  ratio {statistics.median(base) / statistics.median(mine):.2f}x (medians), "
+          f"{min(base) / min(mine):.2f}x (best)")
+
+
 SIDES = ("baseline", "phi-eval", "phi-eval-cli")
 
 
@@ -237,7 +277,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--mode", choices=("baseline", "phi-eval", "both", "prefill-ab"), default="both")
+    parser.add_argument("--mode", choices=("baseline", "phi-eval", "both", "prefill-ab", "load", "load-ab"), default="both")
     parser.add_argument("--n", type=int, default=10, help="prefill-ab: samples per prompt")
     parser.add_argument("--model-dir", help="an existing model folder (default: build one in a temp folder)")
     parser.add_argument(
@@ -251,8 +291,9 @@ def main() -> None:
     parser.add_argument("--n-prompts", type=int, default=164)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=None, help="phi-eval side (default: automatic)")
-    parser.add_argument("--repeat", type=int, default=1, help="both: runs per side, the fastest is kept")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per side (both: the fastest is kept)")
     parser.add_argument("--out", help="single mode: write the result as JSON here")
+    parser.add_argument("--no-gc-pause", action="store_true", help="load mode: leave the collector running")
     args = parser.parse_args()
     args.model_dir_given = args.model_dir is not None
     if args.mode == "both":
@@ -261,8 +302,13 @@ def main() -> None:
     if args.mode == "prefill-ab":
         run_prefill_ab(args)
         return
+    if args.mode == "load-ab":
+        run_load_ab(args)
+        return
     if args.model_dir is None:
-        parser.error("--mode baseline/phi-eval needs --model-dir (or use --mode both)")
+        parser.error("--mode baseline/phi-eval/load needs --model-dir (or use --mode both)")
+    if args.mode == "load":
+        run_load(args)
     result = (run_baseline if args.mode == "baseline" else run_phi_eval)(args)
     if args.out:
         Path(args.out).write_text(json.dumps(result))
