@@ -258,7 +258,7 @@ class HFGenerator:
         source = self._check_source()  # a missing folder is one line at once, before torch loads
         from phi_eval.gcpause import gc_paused
 
-        with gc_paused():  # torch, transformers and the model: ~1M long-lived objects (gcpause.py)
+        with gc_paused():  # torch, transformers, the model: ~360k long-lived objects (gcpause.py)
             self._setup(source, dtype, device, memory_limit_mb)
 
     def _setup(self, source: str, dtype: str, device: str | None, memory_limit_mb: float | None) -> None:
