@@ -14,7 +14,7 @@ from typing import Any
 
 from phi_eval.errors import PhiEvalError
 from phi_eval.generate import GenOutput, GenRequest, SamplingParams
-from phi_eval.generate.hf import DTYPES, _sample_seed
+from phi_eval.generate.hf import DTYPES, _first_line, _sample_seed
 
 CHUNK = 512  # requests per llm.generate call: big enough to keep the GPU busy, small enough to report often
 
@@ -55,8 +55,7 @@ class VLLMGenerator:
                 enable_prefix_caching=True,
             )
         except Exception as exc:  # noqa: BLE001 - engine start-up failures become one actionable line
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise PhiEvalError(f"vLLM could not load {model}: {first}") from None
+            raise PhiEvalError(f"vLLM could not load {model}: {_first_line(exc)}") from None
 
     def info(self) -> dict[str, Any]:
         return {
