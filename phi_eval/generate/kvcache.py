@@ -9,9 +9,9 @@ Why this exists (measured in bench/bench_generate.py):
   (and attention with width squared), decoding wants many rows per step. So prompts are prefilled
   in small chunks, each distinct prompt once (n samples of a prompt share its prefill), and the
   results are placed left-padded into the decoding batch's buffer.
-- `generate` then receives a cache holding all but each row's last prompt token (the documented
-  way to reuse a prompt cache) and decodes as usual: stopping criteria, logits processors and the
-  model's own attention code all stay transformers'.
+- Decoding then starts from a cache holding all but each row's last prompt token (the documented
+  way to reuse a prompt cache with `generate`), through decode.py's loop or `generate` itself:
+  the model's own forward and attention code run either way.
 
 The fast path needs transformers' layered cache API (DynamicLayer, 4.56+) and a model whose cache
 is made only of plain (non-sliding) layers; `supports_prefilled_cache` says whether it applies.
@@ -127,10 +127,49 @@ class PrefillCache:
             for (ks, vs), (kn, vn), (kshape, vshape) in zip(self._storage, sizes, shapes, strict=True)
         ]
 
+    @staticmethod
+    def _place(
+        buffers: list[tuple[Any, Any]],
+        layers: Sequence[Any],
+        rows: list[int],
+        copies: list[int],
+        lo: int,
+        hi: int,
+    ) -> None:
+        """Write a chunk's keys/values (chunk row i repeated copies[i] times) to batch `rows`, columns [lo, hi).
+
+        Columns left of `lo` are this chunk's padding: masked, but they must hold finite values.
+        The rows of a chunk are nearly always consecutive, and then plain slices are written
+        (several times faster than index_put); otherwise, indexed writes.
+        """
+        import torch
+
+        device = buffers[0][0].device
+        source = None
+        if any(c != 1 for c in copies):  # n samples of one prompt share its prefilled row
+            source = torch.arange(len(copies), device=device).repeat_interleave(
+                torch.tensor(copies, device=device)
+            )
+        first = rows[0]
+        if rows == list(range(first, first + len(rows))):
+            target: Any = slice(first, first + len(rows))
+        else:
+            target = torch.tensor(rows, device=device)
+        for (keys, values), layer in zip(buffers, layers, strict=True):
+            for buffer, new in ((keys, layer.keys), (values, layer.values)):
+                if source is not None:
+                    new = new.index_select(0, source)
+                if isinstance(target, slice):
+                    buffer[target, :, :lo].zero_()
+                    buffer[target, :, lo:hi].copy_(new)
+                else:
+                    buffer[target, :, :lo] = 0
+                    buffer[target, :, lo:hi] = new
+
     def build(self, prompts: Sequence[Sequence[int]], width: int, capacity: int) -> Any:
         """A cache for rows `prompts` (left-padded to `width`) holding every prompt token but the last.
 
-        `capacity` is width + max_new_tokens; `generate` is then called with the full padded ids.
+        `capacity` is width + max_new_tokens; decoding then starts from the full padded ids.
         """
         import torch
         from transformers.cache_utils import DynamicCache
@@ -176,13 +215,8 @@ class PrefillCache:
                 raise UnsupportedCache("the model's cache does not hold keys and values for every layer")
             if buffers is None:
                 buffers = self._buffers(len(prompts), capacity, layers)
-            source = torch.tensor([d - start for d in range(start, stop) for _ in rows_of[d]], device=device)
-            target = torch.tensor(rows, device=device)
-            for (keys, values), layer in zip(buffers, layers, strict=True):
-                keys[target, :, : width - 1 - w] = 0  # left of this chunk's padding: masked, must be finite
-                values[target, :, : width - 1 - w] = 0
-                keys[target, :, width - 1 - w : width - 1] = layer.keys.index_select(0, source)
-                values[target, :, width - 1 - w : width - 1] = layer.values.index_select(0, source)
+            copies = [len(rows_of[d]) for d in range(start, stop)]
+            self._place(buffers, layers, rows, copies, width - 1 - w, width - 1)
             del out
             start = stop
         cache = DynamicCache(config=self.model.config)
