@@ -135,6 +135,42 @@ def test_prefilled_in_place_cache_gives_transformers_own_tokens(tiny_phi: Path, 
     assert got[(prompts[0][0], 0)] != got[(prompts[0][0], 1)]  # shared prefill, separate samples
 
 
+def test_prefill_stops_after_the_last_layer_stores_its_keys_and_values(
+    gen: HFGenerator, prompts: list
+) -> None:
+    """The prefill skips what follows the last layer's cache write (its attention output and MLP, the
+    final norm, the logits), and the keys/values it keeps equal those of a complete forward."""
+    import torch
+
+    prefill = gen._prefill
+    assert prefill is not None
+    ids = [gen.tokenizer(p)["input_ids"] for _, p in prompts[:3]]
+    ids.sort(key=len, reverse=True)
+    width = len(ids[0])
+    layers = gen.model.model.layers
+    calls = [0] * len(layers)
+    hooks = [
+        layer.mlp.register_forward_hook(lambda *_, i=i: calls.__setitem__(i, calls[i] + 1))
+        for i, layer in enumerate(layers)
+    ]
+    try:
+        with torch.inference_mode():
+            cache = prefill.build(ids, width, width + 4)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert calls[-1] == 0 and all(c >= 1 for c in calls[:-1])
+    with torch.inference_mode():
+        for row, toks in enumerate(ids):  # each row alone, unpadded, through the whole model
+            full = gen.model(input_ids=torch.tensor([toks[:-1]]), use_cache=True).past_key_values
+            for mine, theirs in zip(cache.layers, full.layers, strict=True):
+                got = mine.keys[row, :, width - len(toks) : width - 1]
+                assert torch.allclose(got, theirs.keys[0], atol=1e-5)
+                assert torch.allclose(
+                    mine.values[row, :, width - len(toks) : width - 1], theirs.values[0], atol=1e-5
+                )
+
+
 def test_own_decoding_loop_yields_to_generate_when_the_model_config_asks_for_more(
     tiny_phi: Path, prompts: list, tmp_path: Path
 ) -> None:

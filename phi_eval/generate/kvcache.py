@@ -81,6 +81,32 @@ def _buffer_layer_class() -> type:
     return BufferLayer
 
 
+class _LastLayerStored(Exception):
+    """Raised by the prefill's cache once the last layer's keys and values are stored."""
+
+
+def _prefill_cache_class() -> type:
+    from transformers.cache_utils import DynamicCache
+
+    class StopAfterLastLayer(DynamicCache):
+        """A DynamicCache that ends the prefill forward right after the last layer stores its keys/values.
+
+        A prefill needs only the cache: the last layer's attention output and MLP, the final norm
+        and the logits feed nothing that is kept. Stopping there is exact (the stored keys and values
+        are the ones a full forward stores) and saves about one layer of the prefill's work.
+        """
+
+        def update(
+            self, key_states: Any, value_states: Any, layer_idx: int, *args: Any, **kwargs: Any
+        ) -> Any:
+            out = super().update(key_states, value_states, layer_idx, *args, **kwargs)
+            if layer_idx == len(self.layers) - 1:
+                raise _LastLayerStored
+            return out
+
+    return StopAfterLastLayer
+
+
 class PrefillCache:
     """Builds, batch after batch, a prefilled in-place cache; buffers are reused across batches."""
 
@@ -96,6 +122,7 @@ class PrefillCache:
             self.extra["num_logits_to_keep"] = 1
         self._storage: list[tuple[Any, Any]] = []
         self._layer_class = _buffer_layer_class()
+        self._cache_class = _prefill_cache_class()
 
     def _buffers(self, rows: int, capacity: int, layers: Sequence[Any]) -> list[tuple[Any, Any]]:
         """Per layer (keys, values) of shape [rows, heads, capacity, dim], views of reused storage.
@@ -203,21 +230,26 @@ class PrefillCache:
                     ids[i, w - len(p) :] = torch.tensor(p, dtype=torch.long)
                     mask[i, w - len(p) :] = 1
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            out = self.model(
-                input_ids=ids.to(device),
-                attention_mask=mask.to(device),
-                position_ids=positions.to(device),
-                use_cache=True,
-                **self.extra,
-            )
-            layers = getattr(out.past_key_values, "layers", None)
+            chunk_cache = self._cache_class(config=self.model.config)
+            try:
+                self.model(
+                    input_ids=ids.to(device),
+                    attention_mask=mask.to(device),
+                    position_ids=positions.to(device),
+                    past_key_values=chunk_cache,
+                    use_cache=True,
+                    **self.extra,
+                )
+            except _LastLayerStored:
+                pass  # every layer's keys and values are in chunk_cache; the rest of the forward is not needed
+            layers = getattr(chunk_cache, "layers", None)
             if not layers or any(getattr(layer, "keys", None) is None for layer in layers):
                 raise UnsupportedCache("the model's cache does not hold keys and values for every layer")
             if buffers is None:
                 buffers = self._buffers(len(prompts), capacity, layers)
             copies = [len(rows_of[d]) for d in range(start, stop)]
             self._place(buffers, layers, rows, copies, width - 1 - w, width - 1)
-            del out
+            del chunk_cache, layers
             start = stop
         cache = DynamicCache(config=self.model.config)
         if buffers is not None:
