@@ -9,6 +9,8 @@ Why this exists (measured in bench/bench_generate.py):
   (and attention with width squared), decoding wants many rows per step. So prompts are prefilled
   in small chunks, each distinct prompt once (n samples of a prompt share its prefill), and the
   results are placed left-padded into the decoding batch's buffer.
+- A prefill forward needs only the keys and values, so it ends as soon as the last layer has
+  stored them: that layer's attention output and MLP, the final norm and the logits are skipped.
 - Decoding then starts from a cache holding all but each row's last prompt token (the documented
   way to reuse a prompt cache with `generate`), through decode.py's loop or `generate` itself:
   the model's own forward and attention code run either way.
