@@ -314,13 +314,9 @@ if gen.state.is_main_process:
 """
 
 
-@pytest.mark.slow
-def test_two_cpu_processes_no_duplicates_no_gaps(
-    tiny_phi: Path, prompts: list, gen: HFGenerator, tmp_path: Path
-) -> None:
-    """torchrun (what `accelerate launch --multi_gpu` uses) with 2 CPU processes over 5 prompts."""
-    (tmp_path / "worker.py").write_text(WORKER)
-    (tmp_path / "prompts.json").write_text(json.dumps(prompts))
+def torchrun(tmp_path: Path, worker: str, *args: str, timeout: float = 240) -> tuple[int, str]:
+    """Run `worker` as 2 CPU processes under torchrun (what `accelerate launch --multi_gpu` uses)."""
+    (tmp_path / "worker.py").write_text(worker)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     with socket.socket() as sock:  # a free port for the rendezvous
         sock.bind(("127.0.0.1", 0))
@@ -337,9 +333,7 @@ def test_two_cpu_processes_no_duplicates_no_gaps(
             "--master_port",
             str(port),
             str(tmp_path / "worker.py"),
-            str(tiny_phi),
-            str(tmp_path / "prompts.json"),
-            str(tmp_path / "out.json"),
+            *args,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -349,12 +343,24 @@ def test_two_cpu_processes_no_duplicates_no_gaps(
         start_new_session=True,
     )
     try:
-        _, stderr = proc.communicate(timeout=240)
+        _, stderr = proc.communicate(timeout=timeout)
     finally:
         if proc.poll() is None:  # never leave the workers behind
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    assert proc.returncode == 0, stderr[-2000:]
+    return proc.returncode, stderr
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_no_duplicates_no_gaps(
+    tiny_phi: Path, prompts: list, gen: HFGenerator, tmp_path: Path
+) -> None:
+    """torchrun with 2 CPU processes over 5 prompts."""
+    (tmp_path / "prompts.json").write_text(json.dumps(prompts))
+    returncode, stderr = torchrun(
+        tmp_path, WORKER, str(tiny_phi), str(tmp_path / "prompts.json"), str(tmp_path / "out.json")
+    )
+    assert returncode == 0, stderr[-2000:]
     result = json.loads((tmp_path / "out.json").read_text())
     assert result["world"] == 2
     flat = [tuple(o) for b in result["batches"] for o in b]
@@ -363,6 +369,35 @@ def test_two_cpu_processes_no_duplicates_no_gaps(
     assert [len(b) for b in result["batches"]] == [4, 1]
     single, _ = run(gen, greedy_requests(prompts), max_new_tokens=8, batch_size=2)
     assert {(t, c): raw for t, c, raw in flat} == single
+
+
+FAILING_WORKER = """
+import sys
+from phi_eval.generate import GenRequest, SamplingParams
+from phi_eval.generate.hf import HFGenerator
+gen = HFGenerator(sys.argv[1], show_progress=False)
+if gen.state.process_index == 1:
+    raise SystemExit("rank 1 fails before generating")
+reqs = [GenRequest(f"t/{i}", 0, "def f(x):\\n    ") for i in range(6)]
+gen.generate(reqs, SamplingParams(max_new_tokens=4, batch_size=2), lambda outs: None)
+open(sys.argv[2], "w").write("rank 0 finished")  # only if it was not stopped
+"""
+
+
+@pytest.mark.slow
+def test_one_failing_process_ends_the_whole_run(tiny_phi: Path, tmp_path: Path) -> None:
+    """A process that dies does not leave the others waiting in the gather: torchrun stops them and
+    the run exits non-zero (in about the time start-up takes, far below the 30-minute gloo timeout)."""
+    import time
+
+    started = time.monotonic()
+    returncode, stderr = torchrun(
+        tmp_path, FAILING_WORKER, str(tiny_phi), str(tmp_path / "done.txt"), timeout=180
+    )
+    assert returncode != 0
+    assert "rank 1 fails before generating" in stderr
+    assert not (tmp_path / "done.txt").exists()
+    assert time.monotonic() - started < 150
 
 
 def test_vllm_backend_missing_says_how_to_install() -> None:
