@@ -194,7 +194,6 @@ def run_load(args: argparse.Namespace) -> None:
 def run_load_ab(args: argparse.Namespace) -> None:
     """Start-up (imports + model load) as whole processes: the GC paused while loading
     (phi_eval/gcpause.py) against the same code with the collector left running; alternating."""
-    import statistics
 
     with tempfile.TemporaryDirectory(prefix="bench-gen-") as tmp:
         if args.model_dir is None:
