@@ -171,31 +171,6 @@ def test_prefill_stops_after_the_last_layer_stores_its_keys_and_values(
                 )
 
 
-def test_own_decoding_loop_yields_to_generate_when_the_model_config_asks_for_more(
-    tiny_phi: Path, prompts: list, tmp_path: Path
-) -> None:
-    """decode.py's loop is the default over a prefilled cache; a model whose generation config shapes
-    the logits (here a repetition penalty) is decoded by generate(), which applies it."""
-    import shutil
-
-    fast = HFGenerator(str(tiny_phi), show_progress=False)
-    assert fast._own_loop and fast.info()["decoding"] == "phi-eval's loop"
-    penalised_dir = tmp_path / "penalised"
-    shutil.copytree(tiny_phi, penalised_dir)
-    config_file = penalised_dir / "generation_config.json"
-    config = json.loads(config_file.read_text())
-    config_file.write_text(json.dumps({**config, "repetition_penalty": 1.5}))
-    penalised = HFGenerator(str(penalised_dir), show_progress=False)
-    assert not penalised._own_loop and penalised.info()["decoding"] == "generate()"
-    assert penalised._prefill is not None  # the shared prefill still applies; only the loop differs
-    reqs = greedy_requests(prompts)
-    plain, _ = run(fast, reqs, max_new_tokens=24, batch_size=5)
-    with_penalty, _ = run(penalised, reqs, max_new_tokens=24, batch_size=5)
-    assert with_penalty != plain  # the penalty really reached the tokens
-    penalised._prefill = None  # generate() all the way, with its own cache: the same tokens
-    assert run(penalised, reqs, max_new_tokens=24, batch_size=5)[0] == with_penalty
-
-
 def test_batch_plan_fills_balances_and_caps_tokens() -> None:
     lengths = sorted([400, 380, 300] + [150] * 100 + [40] * 61, reverse=True)
     sizes = batch_sizes(lengths, 64, 16384, 64)

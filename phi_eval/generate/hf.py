@@ -7,8 +7,6 @@ Why it is shaped this way:
 - The prompt is prefilled in small chunks, once per distinct prompt, into a KV cache that decoding
   then grows in place (generate/kvcache.py): no per-step copy of the cache, n samples share one
   prefill. Activations with a fused equivalent (gelu_new) use it. Both keep greedy tokens the same.
-- Decoding over that cache is a lean loop (generate/decode.py) doing what generate()'s greedy loop
-  does, unless the model's generation config asks for more (a repetition penalty): then generate().
 - A stopping criterion decodes only the tail of each row's *new* tokens, so a row ends as soon
   as a stop sequence appears (the batch ends when every row has) without rescanning the prompt.
 - Sampling draws each row's token with that row's own RNG, seeded from (seed, task_id,
@@ -317,11 +315,6 @@ class HFGenerator:
             if supports_prefilled_cache(self.model)
             else None
         )
-        from phi_eval.generate.decode import plain_generation_config
-
-        # Over a prefilled cache, decode with the lean loop of decode.py unless the model's
-        # generation config asks generate() for more (a repetition penalty, say).
-        self._own_loop = self._prefill is not None and plain_generation_config(self.model)
 
     # ------------------------------------------------------------ loading
 
@@ -466,7 +459,6 @@ class HFGenerator:
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "activation": self.activation,
             "kv_cache": "in-place, chunked prefill" if self._prefill is not None else "transformers default",
-            "decoding": "phi-eval's loop" if self._prefill is not None and self._own_loop else "generate()",
             "transformers": transformers.__version__,
             "torch": torch.__version__,
         }
@@ -637,35 +629,27 @@ class HFGenerator:
         stopper = _StopOnText(self.tokenizer, params.stop, width, self.eos_ids)
         try:
             with torch.inference_mode():
-                cache = None
+                extra = {}
                 if self._prefill is not None:
                     try:
-                        prompts = [ids for _, ids in chunk]
-                        cache = self._prefill.build(prompts, width, width + params.max_new_tokens)
+                        extra["past_key_values"] = self._prefill.build(
+                            [ids for _, ids in chunk], width, width + params.max_new_tokens
+                        )
                     except UnsupportedCache:
                         self._prefill = None  # this model's cache is unusual: transformers' own from now on
-                if cache is not None and self._own_loop:
-                    from phi_eval.generate.decode import decode
-
-                    new = decode(
-                        self.model, cache, input_ids.to(self.device), mask.to(self.device), params.max_new_tokens,
-                        processors, stopper, self.pad_id, self._prefill.extra if self._prefill else None,
-                    )  # fmt: skip
-                else:
-                    out = self.model.generate(
-                        input_ids=input_ids.to(self.device),
-                        attention_mask=mask.to(self.device),
-                        generation_config=config,
-                        logits_processor=processors,
-                        stopping_criteria=StoppingCriteriaList([stopper]),
-                        **({"past_key_values": cache} if cache is not None else {}),
-                    )
-                    new = out[:, width:]
+                out = self.model.generate(
+                    input_ids=input_ids.to(self.device),
+                    attention_mask=mask.to(self.device),
+                    generation_config=config,
+                    logits_processor=processors,
+                    stopping_criteria=StoppingCriteriaList([stopper]),
+                    **extra,
+                )
         except (RuntimeError, MemoryError) as exc:
             if isinstance(exc, MemoryError) or _is_oom(exc):
                 raise _OutOfMemory(_first_line(exc)) from None
             raise
-        new_tokens = new.tolist()
+        new_tokens = out[:, width:].tolist()
         outputs = []
         for (req, _), toks in zip(chunk, new_tokens, strict=True):
             for j, tok in enumerate(toks):

@@ -11,9 +11,9 @@ Why this exists (measured in bench/bench_generate.py):
   results are placed left-padded into the decoding batch's buffer.
 - A prefill forward needs only the keys and values, so it ends as soon as the last layer has
   stored them: that layer's attention output and MLP, the final norm and the logits are skipped.
-- Decoding then starts from a cache holding all but each row's last prompt token (the documented
-  way to reuse a prompt cache with `generate`), through decode.py's loop or `generate` itself:
-  the model's own forward and attention code run either way.
+- `generate` then receives a cache holding all but each row's last prompt token (the documented
+  way to reuse a prompt cache) and decodes as usual: stopping criteria, logits processors and the
+  model's own attention code all stay transformers'.
 
 The fast path needs transformers' layered cache API (DynamicLayer, 4.56+) and a model whose cache
 is made only of plain (non-sliding) layers; `supports_prefilled_cache` says whether it applies.
@@ -198,7 +198,7 @@ class PrefillCache:
     def build(self, prompts: Sequence[Sequence[int]], width: int, capacity: int) -> Any:
         """A cache for rows `prompts` (left-padded to `width`) holding every prompt token but the last.
 
-        `capacity` is width + max_new_tokens; decoding then starts from the full padded ids.
+        `capacity` is width + max_new_tokens; `generate` is then called with the full padded ids.
         """
         import torch
         from transformers.cache_utils import DynamicCache
