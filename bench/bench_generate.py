@@ -19,6 +19,7 @@ first stop sequence).
     python bench/bench_generate.py --phi1-size --device cuda --dtype float16   # phi-1-sized, random weights
     python bench/bench_generate.py --mode prefill-ab --n-prompts 32 --n 10    # n samples: shared prefill A/B
     python bench/bench_generate.py --mode load-ab --repeat 8     # start-up: GC paused while loading, or not
+    python bench/bench_generate.py --mode prefill-stop-ab --repeat 8   # prefill: stop after the last layer's K/V
 """
 
 from __future__ import annotations
@@ -177,6 +178,49 @@ def run_prefill_ab(args: argparse.Namespace) -> None:
     print(f"  ratio {best['transformers cache'] / best['shared prefill']:.1f}x")
 
 
+def run_prefill_stop_ab(args: argparse.Namespace) -> None:
+    """The prefill of the 164 prompts, in the generator's own batches, in one process: each chunk's
+    forward stopped once the last layer has stored its keys/values (kvcache.py) against the whole
+    forward, alternating; medians of --repeat, and a check that both leave the same keys/values."""
+    import torch
+    from transformers.cache_utils import DynamicCache
+
+    from phi_eval.generate import GenRequest, SamplingParams
+    from phi_eval.generate.hf import HFGenerator
+
+    with tempfile.TemporaryDirectory(prefix="bench-gen-") as tmp:
+        if args.model_dir is None:
+            args.model_dir = str(build_model(Path(tmp) / "model", args))
+        gen = HFGenerator(args.model_dir, dtype=args.dtype, device=args.device, show_progress=False)
+        prefill = gen._prefill
+        assert prefill is not None, "this model does not take the prefilled-cache path"
+        params = SamplingParams(max_new_tokens=args.max_new_tokens)
+        items = gen._tokenize([GenRequest(t, 0, p) for t, p in prompts(args.n_prompts)], args.max_new_tokens)
+        batches, i = [], 0
+        for size in gen._plan(items, params):
+            batches.append([ids for _, ids in items[i : i + size]])
+            i += size
+        variants = {"stop after the last layer's keys/values": prefill._cache_class, "whole forward": DynamicCache}
+        times: dict[str, list[float]] = {name: [] for name in variants}
+        last: dict[str, list] = {}
+        with torch.inference_mode():
+            for _ in range(args.repeat):
+                for name, cache_class in variants.items():
+                    prefill._cache_class = cache_class
+                    start = time.perf_counter()
+                    for batch in batches:
+                        width = len(batch[0])
+                        cache = prefill.build(batch, width, width + args.max_new_tokens)
+                    times[name].append(time.perf_counter() - start)
+                    last[name] = [layer.keys.clone() for layer in cache.layers]  # the last batch's keys
+        same = all(torch.equal(a, b) for a, b in zip(*last.values(), strict=True))
+    print(f"prefill of {len(items)} HumanEval prompts in {len(batches)} batches, {describe(args)}, {args.repeat} runs each")
+    for name, runs in times.items():
+        print(f"  {name:40} median {statistics.median(runs):5.2f} s  best {min(runs):5.2f} s")
+    stop, whole = (statistics.median(times[name]) for name in variants)
+    print(f"  speed-up {whole / stop:.2f}x (medians); identical keys: {same}")
+
+
 def run_load(args: argparse.Namespace) -> None:
     """One process: import torch and transformers and load the model as `phi-eval generate` does."""
     if args.no_gc_pause:
@@ -288,7 +332,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--mode", choices=("baseline", "phi-eval", "both", "prefill-ab", "load", "load-ab"), default="both")
+    parser.add_argument("--mode", choices=("baseline", "phi-eval", "both", "prefill-ab", "prefill-stop-ab", "load", "load-ab"), default="both")
     parser.add_argument("--n", type=int, default=10, help="prefill-ab: samples per prompt")
     parser.add_argument("--model-dir", help="an existing model folder (default: build one in a temp folder)")
     parser.add_argument(
@@ -310,6 +354,8 @@ def main() -> None:
     if args.mode == "both":
         run_both(args)
         return
+    if args.mode == "prefill-stop-ab":
+        return run_prefill_stop_ab(args)
     if args.mode == "prefill-ab":
         run_prefill_ab(args)
         return
