@@ -32,6 +32,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,6 +86,17 @@ def build_model(path: Path, args: argparse.Namespace) -> Path:
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@contextmanager
+def workspace(args: argparse.Namespace) -> Iterator[Path]:
+    """A temporary folder for one bench run; the model is built into it unless --model-dir names one."""
+    with tempfile.TemporaryDirectory(prefix="bench-gen-") as tmp:
+        if args.model_dir is None:
+            t0 = time.perf_counter()
+            args.model_dir = str(build_model(Path(tmp) / "model", args))
+            print(f"built model in {time.perf_counter() - t0:.1f}s at {args.model_dir}", file=sys.stderr)
+        yield Path(tmp)
 
 
 def prompts(limit: int) -> list[tuple[str, str]]:
@@ -157,9 +170,7 @@ def run_prefill_ab(args: argparse.Namespace) -> None:
     from phi_eval.generate.hf import HFGenerator
     from phi_eval.tasks import get_task
 
-    with tempfile.TemporaryDirectory(prefix="bench-gen-") as tmp:
-        if args.model_dir is None:
-            args.model_dir = str(build_model(Path(tmp) / "model", args))
+    with workspace(args):
         gen = HFGenerator(args.model_dir, dtype=args.dtype, device=args.device, show_progress=False)
         fast = gen._prefill
         reqs = [GenRequest(t, c, p) for t, p in prompts(args.n_prompts) for c in range(args.n)]
@@ -188,9 +199,7 @@ def run_prefill_stop_ab(args: argparse.Namespace) -> None:
     from phi_eval.generate import GenRequest, SamplingParams
     from phi_eval.generate.hf import HFGenerator
 
-    with tempfile.TemporaryDirectory(prefix="bench-gen-") as tmp:
-        if args.model_dir is None:
-            args.model_dir = str(build_model(Path(tmp) / "model", args))
+    with workspace(args):
         gen = HFGenerator(args.model_dir, dtype=args.dtype, device=args.device, show_progress=False)
         prefill = gen._prefill
         assert prefill is not None, "this model does not take the prefilled-cache path"
@@ -239,9 +248,7 @@ def run_load_ab(args: argparse.Namespace) -> None:
     """Start-up (imports + model load) as whole processes: the GC paused while loading
     (phi_eval/gcpause.py) against the same code with the collector left running; alternating."""
 
-    with tempfile.TemporaryDirectory(prefix="bench-gen-") as tmp:
-        if args.model_dir is None:
-            args.model_dir = str(build_model(Path(tmp) / "model", args))
+    with workspace(args):
         times: dict[str, list[float]] = {"GC running (baseline)": [], "GC paused": []}
         for _ in range(args.repeat):
             for name in times:
@@ -266,19 +273,15 @@ def run_both(args: argparse.Namespace) -> None:
     from phi_eval.postprocess import postprocess
     from phi_eval.tasks import get_task
 
-    with tempfile.TemporaryDirectory(prefix="bench-gen-") as tmp:
-        if args.model_dir is None:
-            t0 = time.perf_counter()
-            args.model_dir = str(build_model(Path(tmp) / "model", args))
-            print(f"built model in {time.perf_counter() - t0:.1f}s at {args.model_dir}", file=sys.stderr)
+    with workspace(args) as tmp:
         results: dict[str, dict] = {}
         times: dict[str, list[float]] = {mode: [] for mode in SIDES}  # every run, for the medians
         for rep in range(args.repeat):  # alternate the sides; keep each side's fastest run
             for mode in SIDES:
-                out = Path(tmp) / f"{mode}-{rep}.json"
+                out = tmp / f"{mode}-{rep}.json"
                 t0 = time.perf_counter()
                 if mode == "phi-eval-cli":
-                    run = run_cli(args, Path(tmp) / f"cli-{rep}")
+                    run = run_cli(args, tmp / f"cli-{rep}")
                 else:
                     cmd = [sys.executable, __file__, "--mode", mode, "--model-dir", args.model_dir,
                            "--out", str(out), "--n-prompts", str(args.n_prompts),

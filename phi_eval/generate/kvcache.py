@@ -157,7 +157,18 @@ class PrefillCache:
         ]
 
     @staticmethod
+    def _rows(rows: list[int], device: Any) -> Any:
+        """An index for batch `rows`: a slice when they are consecutive (nearly always), so writes
+        through it are plain strided copies, several times faster than index_put; else a tensor."""
+        import torch
+
+        first = rows[0]
+        if rows == list(range(first, first + len(rows))):
+            return slice(first, first + len(rows))
+        return torch.tensor(rows, device=device)
+
     def _place(
+        self,
         buffers: list[tuple[Any, Any]],
         layers: Sequence[Any],
         rows: list[int],
@@ -168,8 +179,6 @@ class PrefillCache:
         """Write a chunk's keys/values (chunk row i repeated copies[i] times) to batch `rows`, columns [lo, hi).
 
         Columns left of `lo` are this chunk's padding: masked, but they must hold finite values.
-        The rows of a chunk are nearly always consecutive, and then plain slices are written
-        (several times faster than index_put); otherwise, indexed writes.
         """
         import torch
 
@@ -179,21 +188,11 @@ class PrefillCache:
             source = torch.arange(len(copies), device=device).repeat_interleave(
                 torch.tensor(copies, device=device)
             )
-        first = rows[0]
-        if rows == list(range(first, first + len(rows))):
-            target: Any = slice(first, first + len(rows))
-        else:
-            target = torch.tensor(rows, device=device)
+        target = self._rows(rows, device)
         for (keys, values), layer in zip(buffers, layers, strict=True):
             for buffer, new in ((keys, layer.keys), (values, layer.values)):
-                if source is not None:
-                    new = new.index_select(0, source)
-                if isinstance(target, slice):
-                    buffer[target, :, :lo].zero_()
-                    buffer[target, :, lo:hi].copy_(new)
-                else:
-                    buffer[target, :, :lo] = 0
-                    buffer[target, :, lo:hi] = new
+                buffer[target, :, :lo] = 0
+                buffer[target, :, lo:hi] = new if source is None else new.index_select(0, source)
 
     def build(self, prompts: Sequence[Sequence[int]], width: int, capacity: int) -> Any:
         """A cache for rows `prompts` (left-padded to `width`) holding every prompt token but the last.
@@ -219,7 +218,7 @@ class PrefillCache:
             rows = [r for d in range(start, stop) for r in rows_of[d]]
             if w == 0:  # one-token prompts: nothing to prefill, all their cached positions are padding
                 if buffers is not None:  # (sorted longest first, so a longer prompt allocated them)
-                    target = torch.tensor(rows, device=device)
+                    target = self._rows(rows, device)
                     for keys, values in buffers:
                         keys[target, :, : width - 1] = 0
                         values[target, :, : width - 1] = 0
