@@ -7,16 +7,17 @@ cd "$(dirname "$0")/.."
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
-# 1. Python environment. torch is pinned by constraints.txt so pip never pulls CUDA wheels on a CPU box.
+# 1. Python environment: exactly the dependency set CI passed with (requirements.lock, every package
+#    pinned, torch's CPU build included), then phi-eval itself without resolving anything again.
 if [ ! -x .venv/bin/python ]; then
   log "creating .venv"
   python3 -m venv .venv
 fi
 stamp=.venv/.phi-eval-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
-  log "installing phi-eval and its dependencies into .venv (first time: a few minutes)"
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -c constraints.txt -e ".[dev]"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements.lock -nt "$stamp" ]; then
+  log "installing the locked dependency set into .venv (first time: a few minutes)"
+  .venv/bin/python -m pip install -q -r requirements.lock
+  .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
   touch "$stamp"
 fi
 

@@ -384,3 +384,24 @@ def test_vllm_backend_missing_says_how_to_install() -> None:
 
     with pytest.raises(PhiEvalError, match=r"vLLM is not installed; pip install 'phi-eval\[vllm\]'"):
         VLLMGenerator("microsoft/phi-1")
+
+
+def test_cache_argument_found_under_either_name(gen: HFGenerator) -> None:
+    """transformers 5.24 renamed forward's `past_key_values` to `cache`: both are found, and on the
+    locked versions the fast path is on (config.json says so)."""
+    from phi_eval.generate.kvcache import cache_kwarg, prefill_unsupported_reason
+
+    class Old:
+        def forward(self, input_ids=None, position_ids=None, past_key_values=None): ...
+
+    class New:
+        def forward(self, input_ids=None, position_ids=None, cache=None): ...
+
+    class Neither:
+        def forward(self, input_ids=None): ...
+
+    assert cache_kwarg(Old()) == "past_key_values"
+    assert cache_kwarg(New()) == "cache"
+    assert cache_kwarg(Neither()) is None
+    assert prefill_unsupported_reason(gen.model) is None
+    assert gen.info()["kv_cache"] == "in-place, chunked prefill"

@@ -308,15 +308,29 @@ class HFGenerator:
             self.memory_limit = None
         self._auto_batch: int | None = None
         self.last_batch_size: int | None = None  # the batch size the last batch ran with
-        from phi_eval.generate.kvcache import PrefillCache, supports_prefilled_cache
+        from phi_eval.generate.kvcache import PrefillCache, prefill_unsupported_reason
 
+        self.prefill_off_reason = prefill_unsupported_reason(self.model)
         self._prefill = (
             PrefillCache(self.model, self.pad_id, PREFILL_CHUNK_TOKENS.get(self.device.type, 2048))
-            if supports_prefilled_cache(self.model)
+            if self.prefill_off_reason is None
             else None
         )
+        if self._prefill is None:
+            self._say_fast_path_off()
 
     # ------------------------------------------------------------ loading
+
+    def _say_fast_path_off(self) -> None:
+        """One console line when the in-place KV cache is off (it is also in config.json), so a
+        slower run is never a silent one."""
+        if self.state.is_main_process:
+            from rich.console import Console
+
+            Console(stderr=True).print(
+                f"[yellow]note:[/] the in-place KV cache is off for this model ({self.prefill_off_reason}); "
+                "generation uses transformers' default cache and is slower"
+            )
 
     def _resolve_dtype(self, dtype: str) -> str:
         if dtype == "auto":
@@ -458,7 +472,9 @@ class HFGenerator:
             "num_processes": self.state.num_processes,
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "activation": self.activation,
-            "kv_cache": "in-place, chunked prefill" if self._prefill is not None else "transformers default",
+            "kv_cache": "in-place, chunked prefill"
+            if self._prefill is not None
+            else f"transformers default ({self.prefill_off_reason})",
             "transformers": transformers.__version__,
             "torch": torch.__version__,
         }
@@ -632,11 +648,13 @@ class HFGenerator:
                 extra = {}
                 if self._prefill is not None:
                     try:
-                        extra["past_key_values"] = self._prefill.build(
+                        extra[self._prefill.kwarg] = self._prefill.build(
                             [ids for _, ids in chunk], width, width + params.max_new_tokens
                         )
-                    except UnsupportedCache:
+                    except UnsupportedCache as exc:
                         self._prefill = None  # this model's cache is unusual: transformers' own from now on
+                        self.prefill_off_reason = str(exc)
+                        self._say_fast_path_off()
                 out = self.model.generate(
                     input_ids=input_ids.to(self.device),
                     attention_mask=mask.to(self.device),

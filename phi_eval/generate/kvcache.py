@@ -31,23 +31,39 @@ class UnsupportedCache(Exception):
     """The model's cache turned out not to be plain per-layer keys/values; use generate's own."""
 
 
-def supports_prefilled_cache(model: Any) -> bool:
-    """True when the model's default cache is all plain DynamicLayers and its forward takes position_ids."""
+def cache_kwarg(model: Any) -> str | None:
+    """The name the model's forward takes its cache by: `cache` (transformers 5.24+) or
+    `past_key_values` (before); None when it takes neither."""
+    params = inspect.signature(model.forward).parameters
+    for name in ("cache", "past_key_values"):
+        if name in params:
+            return name
+    return None
+
+
+def prefill_unsupported_reason(model: Any) -> str | None:
+    """None when the fast path applies: the model's default cache is all plain DynamicLayers and its
+    forward takes position_ids and a cache argument; else why not, in a few words."""
     try:
         from transformers.cache_utils import DynamicCache, DynamicLayer
     except ImportError:
-        return False
+        return "this transformers has no layered cache API (DynamicLayer, 4.56+)"
     try:
         cache = DynamicCache(config=model.config)
-    except Exception:  # noqa: BLE001 - older or unusual cache classes: use the plain path
-        return False
-    params = inspect.signature(model.forward).parameters
-    return (
-        bool(cache.layers)
-        and all(type(layer) is DynamicLayer for layer in cache.layers)
-        and "position_ids" in params
-        and "past_key_values" in params
-    )
+    except Exception as exc:  # noqa: BLE001 - older or unusual cache classes: use the plain path
+        return f"DynamicCache(config=...) failed for this model ({type(exc).__name__})"
+    if not cache.layers or any(type(layer) is not DynamicLayer for layer in cache.layers):
+        return "the model's cache has layers other than plain DynamicLayers (sliding window or similar)"
+    if "position_ids" not in inspect.signature(model.forward).parameters:
+        return "the model's forward takes no position_ids"
+    if cache_kwarg(model) is None:
+        return "the model's forward takes neither `cache` nor `past_key_values`"
+    return None
+
+
+def supports_prefilled_cache(model: Any) -> bool:
+    """Whether the in-place, chunked-prefill cache applies to `model` (see prefill_unsupported_reason)."""
+    return prefill_unsupported_reason(model) is None
 
 
 def _buffer_layer_class() -> type:
@@ -125,6 +141,7 @@ class PrefillCache:
         self._storage: list[tuple[Any, Any]] = []
         self._layer_class = _buffer_layer_class()
         self._cache_class = _prefill_cache_class()
+        self.kwarg = cache_kwarg(model) or "past_key_values"  # what forward and generate take it as
 
     def _buffers(self, rows: int, capacity: int, layers: Sequence[Any]) -> list[tuple[Any, Any]]:
         """Per layer (keys, values) of shape [rows, heads, capacity, dim], views of reused storage.
@@ -237,8 +254,8 @@ class PrefillCache:
                     input_ids=ids.to(device),
                     attention_mask=mask.to(device),
                     position_ids=positions.to(device),
-                    past_key_values=chunk_cache,
                     use_cache=True,
+                    **{self.kwarg: chunk_cache},
                     **self.extra,
                 )
             except _LastLayerStored:
