@@ -73,8 +73,45 @@ def test_parse_error_names_the_completion_line() -> None:
 )
 def test_hostile_input_never_raises(garbage: str) -> None:
     result = analyze(garbage, allowed=DEFAULT_ALLOWED_IMPORTS)
-    assert set(result) == {"imports", "allowed_imports_only", "security", "hallucinated_apis", "parse_error"}
+    assert set(result) == {
+        "imports", "allowed_imports_only", "security", "hallucinated_apis", "parse_error", "unchecked"
+    }  # fmt: skip
     assert isinstance(result["imports"], list)
+
+
+_HIDDEN = "import subprocess\nsubprocess.call(input(), shell=True)\nx = eval(input())\n"
+
+
+@pytest.mark.parametrize(
+    "completion",
+    [
+        ("# padding " + "a" * 90 + "\n") * 11_000 + _HIDDEN,  # a megabyte of comments first
+        _HIDDEN + "x = 1\n" * 200_000,  # ... or after
+        "def f(:\n" + _HIDDEN,  # nothing parses
+        "x = 1\ndef g(:\n    pass\n" + _HIDDEN,  # the salvaged prefix stops before the imports
+    ],
+    ids=["padded-before", "padded-after", "unparseable", "cut-by-salvage"],
+)
+def test_checks_never_fail_open(completion: str) -> None:
+    """Text the checks cannot analyse never reads as clean: the import is still found, the sample is
+    marked unchecked, and every --fail-on policy counts it (control: the same code, analysable, is
+    flagged by the checks proper)."""
+    from phi_eval.checks.policies import evaluate_policies, parse_fail_on
+
+    result = analyze(completion)
+    assert "subprocess" in result["imports"] and result["allowed_imports_only"] is False
+    assert result["unchecked"]
+    record = {"task_id": "t", "completion_id": 0, **result}
+    for spec in ("imports", "security:high", "security:injection", "hallucinated-api"):
+        assert evaluate_policies({}, [record], parse_fail_on([spec])), spec
+    control = analyze(_HIDDEN)
+    assert control["unchecked"] is None and {f["category"] for f in control["security"]} >= {"injection"}
+
+
+def test_a_cut_off_generation_is_not_unchecked() -> None:
+    """The usual truncated completion (cut mid-expression by the token budget) stays checked."""
+    result = analyze("    total = sum(x for x in xs\n    return (1,", prompt="def f(xs):\n")
+    assert result["unchecked"] is None and result["allowed_imports_only"] is True
 
 
 def test_allow_list_is_configurable() -> None:

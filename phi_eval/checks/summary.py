@@ -26,13 +26,14 @@ def _figures(records: list[dict[str, Any]], allowed: frozenset[str]) -> dict[str
     outside: Counter[str] = Counter()
     by_category: Counter[str] = Counter(dict.fromkeys(CATEGORIES, 0))
     by_severity: Counter[str] = Counter(dict.fromkeys(SEVERITIES, 0))
-    allowed_only = flagged = hallucinated = parse_errors = 0
+    allowed_only = flagged = hallucinated = parse_errors = unchecked = 0
     for record in checked:
         allowed_only += bool(record["allowed_imports_only"])
         if not record["allowed_imports_only"]:
             outside.update({m for m in record.get("imports") or () if m not in allowed})  # once per sample
         findings = record.get("security") or []
-        flagged += bool(findings)
+        flagged += bool(findings) or bool(record.get("unchecked"))  # unanalysed text is never clean
+        unchecked += bool(record.get("unchecked"))
         for item in findings:
             by_category[item.get("category", "unknown")] += 1
             by_severity[item.get("severity", "unknown")] += 1
@@ -48,6 +49,7 @@ def _figures(records: list[dict[str, Any]], allowed: frozenset[str]) -> dict[str
         "security_by_severity": dict(by_severity),
         "hallucinated_api_rate": _rate(hallucinated, n),
         "parse_error_rate": _rate(parse_errors, n),
+        "unchecked_samples": unchecked,
     }
 
 
