@@ -251,8 +251,11 @@ def _header(run: RunData) -> list[str]:
             facts.append(f"{label} {value}")
     sandbox = run_sandbox(run.config)
     if sandbox:
-        facts.append(f"sandbox {md_text(sandbox)}")
-    return [f"# {md_text(model)} on {md_text(task)}", "", " · ".join(facts), ""]
+        facts.append(f"sandbox {sandbox if sandbox in ('docker', 'local (UNISOLATED)') else md_text(sandbox)}")
+    lines = [f"# {md_text(model)} on {md_text(task)}", "", " · ".join(facts), ""]
+    if run.config.get("sandbox") == "local":
+        lines += ["**Executed with `--sandbox local`: plain subprocesses, no isolation.**", ""]
+    return lines
 
 
 def _pass_at_k_section(run: RunData) -> list[str]:
