@@ -442,6 +442,7 @@ _JS = r"""
   board();
   render();
   document.body.setAttribute("data-render-ms", String(Math.round(performance.now() - t0)));
+  document.body.setAttribute("data-ready-ms", String(Math.round(performance.now())));  // since navigation
   document.body.setAttribute("data-rendered", "1");
 })();
 """

