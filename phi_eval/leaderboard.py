@@ -28,7 +28,7 @@ from phi_eval.report import (
     sorted_ks,
     when,
 )
-from phi_eval.runfolder import CONFIG, METRICS, SAMPLES, read_json
+from phi_eval.runfolder import CONFIG, METRICS, read_json
 
 Warn = Callable[[str], None]
 
@@ -40,8 +40,8 @@ def _stderr(message: str) -> None:
 def find_runs(paths: Iterable[Path], warn: Warn | None = _stderr) -> list[Path]:
     """Run folders (those holding metrics.json) given directly or found anywhere below a folder.
 
-    A folder in a searched tree that looks like a run (config.json or samples.jsonl) but has no
-    metrics.json is an unfinished run: skipped, with a warning when `warn` is given."""
+    A folder in a searched tree that holds a run's config.json but no metrics.json is an unfinished
+    run (or a `generate`-only one): skipped, with a warning when `warn` is given."""
     found: list[Path] = []
     paths = [Path(p) for p in paths]
     for path in paths:
@@ -57,7 +57,7 @@ def find_runs(paths: Iterable[Path], warn: Warn | None = _stderr) -> list[Path]:
         runs = sorted(p.parent for p in path.rglob(METRICS) if p.is_file())
         found += runs
         if warn is not None:
-            started = {p.parent for name in (CONFIG, SAMPLES) for p in path.rglob(name) if p.is_file()}
+            started = {p.parent for p in path.rglob(CONFIG) if p.is_file()}  # a run writes it first
             for folder in sorted(started - set(runs)):
                 warn(f"skipping {folder}: no {METRICS} (not scored yet, still running, or stopped early)")
     unique = list(dict.fromkeys(p.resolve() for p in found))
