@@ -66,6 +66,11 @@ class Comparison:
     bootstrap: int
     seed: int
     diffs: list[MetricDiff] = field(default_factory=list)
+    task: str | None = None
+    baseline_tasks: int | None = None
+    candidate_tasks: int | None = None
+    compared_tasks: int | None = None  # the tasks every figure is over
+    subset: bool = False  # the task sets differed: every figure was recomputed on the shared tasks
 
     @property
     def holds(self) -> bool:
@@ -203,6 +208,53 @@ def _load(path: Path, role: str) -> RunData:
         raise _usage(str(exc)) from None
 
 
+def _task_sets(base: RunData, cand: RunData) -> tuple[set[str] | None, set[str] | None]:
+    """The task ids each run scored (None where a run has no results.jsonl to tell)."""
+    ids = lambda run: {r["task_id"] for r in run.results} if run.results else None  # noqa: E731
+    return ids(base), ids(cand)
+
+
+def _check_same_tasks(base: RunData, cand: RunData, allow_subset: bool) -> list[str] | None:
+    """None when both runs scored the same tasks; the shared ids when they differ and --allow-subset
+    says to compare on those; a usage error otherwise (a delta over different task sets means nothing)."""
+    tb, tc = (run.metrics.get("task") or run.config.get("task") for run in (base, cand))
+    if tb and tc and tb != tc:
+        raise _usage(
+            f"baseline {base.path.name} is a {tb} run and candidate {cand.path.name} a {tc} run; "
+            "compare runs of the same task"
+        )
+    sb, sc = _task_sets(base, cand)
+    if sb is None or sc is None:
+        nb, nc = base.metrics.get("num_tasks"), cand.metrics.get("num_tasks")
+        if nb is not None and nc is not None and nb != nc:
+            raise _usage(
+                f"baseline scored {nb} tasks and candidate {nc}, and without both runs' results.jsonl the "
+                "shared tasks are unknown; compare runs of the same tasks"
+            )
+        return None
+    if sb == sc:
+        return None
+    shared = sorted(sb & sc)
+    what = (
+        f"candidate {cand.path.name} scored {len(sc)} tasks and baseline {base.path.name} {len(sb)}, "
+        f"{len(shared)} of them shared"
+    )
+    if not shared:
+        raise _usage(f"{what}; there is nothing to compare")
+    if not allow_subset:
+        raise _usage(f"{what}; pass --allow-subset to compare on the {len(shared)} shared tasks only")
+    return shared
+
+
+def _on_tasks(run: RunData, name: str, tasks: Sequence[str]) -> float:
+    """A metric recomputed over some tasks only, from results.jsonl (as metrics.json computes it)."""
+    per_task = _per_task(run, name, tasks)
+    if isinstance(per_task, str):
+        raise _usage(f"cannot compute {name} on the shared tasks: {per_task}")
+    nums, dens = per_task
+    return sum(nums) / sum(dens) if sum(dens) else 0.0
+
+
 def compare_runs(
     baseline: Path,
     candidate: Path,
@@ -211,8 +263,13 @@ def compare_runs(
     bootstrap: int = DEFAULT_BOOTSTRAP,
     seed: int = DEFAULT_SEED,
     require_significant: bool = False,
+    allow_subset: bool = False,
 ) -> Comparison:
-    """Compare two run folders; raises PhiEvalError(exit_code=2) on any usage problem."""
+    """Compare two run folders; raises PhiEvalError(exit_code=2) on any usage problem.
+
+    Runs of different tasks, or of different task sets, are a usage error; with allow_subset the
+    comparison is made on the shared tasks only, every figure (not just the bootstrap) recomputed
+    there, so a delta and its interval are always over the same tasks."""
     if not isinstance(max_drop, int | float) or math.isnan(max_drop) or not 0.0 <= max_drop <= 1.0:
         raise _usage(f"--max-drop must lie in [0, 1] (an absolute drop: 0.02 = 2 points), got {max_drop}")
     if bootstrap < 0:
@@ -228,11 +285,14 @@ def compare_runs(
     for name in names:
         if name not in both:
             raise _usage(f"unknown metric {name!r} (not in both runs); choose from: {', '.join(both)}")
-    shared = sorted({r["task_id"] for r in base.results} & {r["task_id"] for r in cand.results})
+    subset = _check_same_tasks(base, cand, allow_subset)
+    shared = subset or sorted({r["task_id"] for r in base.results} & {r["task_id"] for r in cand.results})
 
     diffs = []
     for name in names:
         (vb, better), (vc, _) = avail_b[name], avail_c[name]
+        if subset is not None:
+            vb, vc = _on_tasks(base, name, subset), _on_tasks(cand, name, subset)
         delta = vc - vb
         drop = (-delta if better else delta) + 0.0  # + 0.0: no "-0.0" in JSON
         boot: Bootstrap | None = None
@@ -263,8 +323,15 @@ def compare_runs(
                 "beyond_noise": boot.noise != "within noise",
             }
         diffs.append(MetricDiff(name, vb, vc, delta, better, drop, failed, **extra))
+    sb, sc = _task_sets(base, cand)
+    count = lambda ids, run: len(ids) if ids is not None else run.metrics.get("num_tasks")  # noqa: E731
     return Comparison(
-        str(baseline), str(candidate), float(max_drop), require_significant, bootstrap, seed, diffs
+        str(baseline), str(candidate), float(max_drop), require_significant, bootstrap, seed, diffs,
+        task=base.metrics.get("task") or base.config.get("task"),
+        baseline_tasks=count(sb, base),
+        candidate_tasks=count(sc, cand),
+        compared_tasks=len(subset) if subset is not None else count(sb, base),
+        subset=subset is not None,
     )
 
 
@@ -299,6 +366,7 @@ HEADERS = ["metric", "baseline", "candidate", "delta", "95% CI (pts)", "P(not wo
 
 
 def comparison_table(cmp: Comparison) -> Any:
+    from rich.markup import escape
     from rich.table import Table
 
     title = f"{Path(cmp.baseline).name} -> {Path(cmp.candidate).name} (max drop {100 * cmp.max_drop:.1f} pts)"
@@ -308,7 +376,8 @@ def comparison_table(cmp: Comparison) -> Any:
         if shared
         else "no bootstrap interval (no shared tasks, or --bootstrap 0)"
     )
-    table = Table(title=title, caption=caption)
+    caption = f"{scope_line(cmp)}\n{caption}"
+    table = Table(title=escape(title), caption=caption)
     for i, h in enumerate(HEADERS):
         table.add_column(h, justify="right" if 1 <= i <= 5 else "left", overflow="fold")
     for row in comparison_rows(cmp):
@@ -317,12 +386,24 @@ def comparison_table(cmp: Comparison) -> Any:
     return table
 
 
+def scope_line(cmp: Comparison) -> str:
+    """Which tasks every figure of the table is over."""
+    task = f"{cmp.task} " if cmp.task else ""
+    if cmp.subset:
+        return (
+            f"SUBSET: every figure is over the {cmp.compared_tasks} {task}tasks both runs scored "
+            f"(baseline {cmp.baseline_tasks}, candidate {cmp.candidate_tasks}), not over either run's metrics.json"
+        )
+    return f"both runs scored the same {cmp.compared_tasks if cmp.compared_tasks is not None else '?'} {task}tasks"
+
+
 def verdict_line(cmp: Comparison) -> str:
     failed = [d for d in cmp.diffs if d.failed]
+    scope = f" (on the {cmp.compared_tasks} shared tasks only)" if cmp.subset else ""
     if not failed:
-        return f"candidate holds: no metric dropped by more than {cmp.max_drop:g}"
+        return f"candidate holds{scope}: no metric dropped by more than {cmp.max_drop:g}"
     parts = [
         f"{d.metric} {'dropped' if d.higher_is_better else 'rose'} by {100 * d.drop:.1f} pts" for d in failed
     ]
     tail = ", beyond bootstrap noise" if cmp.require_significant else ""
-    return f"REGRESSION: {'; '.join(parts)} (max drop {cmp.max_drop:g}{tail})"
+    return f"REGRESSION{scope}: {'; '.join(parts)} (max drop {cmp.max_drop:g}{tail})"

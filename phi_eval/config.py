@@ -23,6 +23,7 @@ RESUME_KEYS = ("task", "model", "n", "temperature", "top_p", "max_new_tokens", "
 class RunConfig:
     task: str
     model: str | None = None  # None when scoring a samples file
+    name: str | None = None  # the run's name on leaderboards; None: the model (evaluate: the samples file's)
     out: Path | None = None
     n: int = 1
     ks: tuple[int, ...] | None = None  # None: 1, 10, 100 as far as n allows

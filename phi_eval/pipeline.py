@@ -6,6 +6,7 @@ interrupted run loses at most what was in flight, and --resume never redoes or r
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -43,6 +44,7 @@ def _progress() -> Any:
 def load_problems(cfg: RunConfig) -> tuple[Task, list[Problem], DataSource]:
     task = get_task(cfg.task)
     problems, source = task.load(cfg.data, cfg.split)
+    source = dataclasses.replace(source, num_problems=len(problems))
     if cfg.limit is not None:
         if cfg.limit < 1:
             raise PhiEvalError("--limit must be at least 1")
@@ -57,6 +59,7 @@ def _config_record(cfg: RunConfig, task: Task, source: DataSource, generator: Ge
         "created_at": now_iso(),
         "command": sys.argv,
         **cfg.to_json(),
+        "benchmark_tasks": source.num_problems,
         "timeout_s": cfg.timeout_s if cfg.timeout_s is not None else task.timeout_s,
         "max_new_tokens": cfg.max_new_tokens or task.max_new_tokens,
         "allowed_imports": list(cfg.allowed_imports or task.allowed_imports),
@@ -273,6 +276,7 @@ def finish_run(cfg: RunConfig, task: Task, problems: Sequence[Problem], run_dir:
     metrics: dict[str, Any] = {
         "task": task.name,
         "model": cfg.model or "samples",
+        "name": cfg.name or cfg.model,
         "num_tasks": len(_counts(records)),
         "num_samples": len(records),
         "n": n_max,
@@ -378,9 +382,19 @@ def run(cfg: RunConfig, *, evaluate: bool = True) -> Path:
     return run_dir
 
 
+def _samples_name(samples_path: Path) -> str:
+    """A scored file's default run name: its stem, or its folder's name for a generic stem
+    (results/phi2/samples.jsonl -> phi2), so a leaderboard never lists a run as "samples"."""
+    path = Path(samples_path).resolve()
+    stem = path.name.split(".")[0]
+    generic = stem.lower() in ("samples", "completions", "generations", "results", "")
+    return (path.parent.name or stem) if generic else stem
+
+
 def evaluate_file(cfg: RunConfig, samples_path: Path) -> Path:
     """`phi-eval evaluate`: score a samples file made anywhere. Validates everything before writing."""
     _check_policy_specs(cfg)
+    cfg = dataclasses.replace(cfg, name=cfg.name or _samples_name(samples_path))
     task, problems, source = load_problems(cfg)
     by_id = {p.task_id: p for p in problems}
     samples = read_samples(samples_path, by_id)

@@ -107,6 +107,25 @@ def ordered_outcomes(names: Sequence[str] | set[str]) -> list[str]:
     return known + sorted(set(names) - set(OUTCOME_ORDER))
 
 
+# Markdown (and GitHub's autolinks) would turn these into markup: `<img onerror>`, [links](...),
+# emphasis, code spans, http: and www. autolinks, e-mail autolinks.  Escaped, they render as typed.
+_MD_SPECIAL = re.compile(r"([\\`*{}\[\]()#+!~:@])")  # "|" is escaped by table cells
+_MD_EDGE_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")  # snake_case never emphasises
+_MD_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
+
+
+def md_text(value: Any) -> str:
+    """Model-controlled (or any untrusted) text made inert in Markdown: no raw HTML, no links, no markup.
+
+    HTML's own characters become entities and every other character Markdown or GitHub's autolinker
+    reacts to is backslash-escaped, so the text renders exactly as written and nothing runs or links."""
+    text = re.sub(r"[\r\n\u2028\u2029\x85]+", " ", str(value))
+    text = "".join(_MD_ENTITIES.get(ch, ch) for ch in text)
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    text = _MD_EDGE_UNDERSCORE.sub(r"\\_", text)
+    return re.sub(r"(?i)(www)\.", r"\1\\.", text)
+
+
 def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
@@ -140,6 +159,57 @@ def outside_imports(value: Any) -> list[tuple[str, int]]:
     return pairs
 
 
+# ---------------------------------------------------------------- facts about a run, shared by every report
+
+
+def pass_at_k_blocks(metrics: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """"" -> pass_at_k, plus any other pass@k table a newer pipeline writes (pass_at_k_base -> "base")."""
+    blocks: dict[str, dict[str, Any]] = {"": dict(metrics["pass_at_k"])}
+    for key in sorted(metrics):
+        value = metrics[key]
+        if key.startswith("pass_at_k_") and isinstance(value, dict) and value:
+            blocks[key.removeprefix("pass_at_k_").replace("_", " ")] = dict(value)
+    return blocks
+
+
+def coverage(metrics: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    """(tasks evaluated, tasks in the benchmark's split); None where a run does not record it."""
+    done = metrics.get("num_tasks")
+    total = metrics.get("benchmark_tasks") or config.get("benchmark_tasks")
+    as_int = lambda v: v if isinstance(v, int) and not isinstance(v, bool) else None  # noqa: E731
+    return as_int(done), as_int(total)
+
+
+def coverage_text(metrics: Mapping[str, Any], config: Mapping[str, Any]) -> str:
+    done, total = coverage(metrics, config)
+    if done is None:
+        return "n/a"
+    return f"{done}/{total}" if total else f"{done}/?"
+
+
+def run_sandbox(config: Mapping[str, Any]) -> str | None:
+    """The sandbox a run executed in, with --sandbox local called what it is."""
+    kind = config.get("sandbox")
+    if not isinstance(kind, str) or not kind:
+        return None
+    return "local (UNISOLATED)" if kind == "local" else kind
+
+
+def run_name(path: Path, metrics: Mapping[str, Any], config: Mapping[str, Any]) -> str:
+    """--name, else the model; a scored file's runs of older versions fall back to the folder name."""
+    for value in (metrics.get("name"), config.get("name"), metrics.get("model"), config.get("model")):
+        if isinstance(value, str) and value and value != "samples":
+            return value
+    return Path(path).name
+
+
+def when(value: Any) -> str:
+    """An ISO timestamp as 'YYYY-MM-DD HH:MM' (UTC as recorded); 'n/a' when absent."""
+    if not isinstance(value, str) or len(value) < 10:
+        return "n/a"
+    return value[:10] + (" " + value[11:16] if len(value) >= 16 else "")
+
+
 # ---------------------------------------------------------------- per-task figures
 
 
@@ -169,7 +239,7 @@ def _header(run: RunData) -> list[str]:
     m, cfg = run.metrics, run.config
     model = m.get("model") or cfg.get("model", "?")
     task = m.get("task") or cfg.get("task", "?")
-    facts = [f"run `{run.path.name}`"]
+    facts = [f"run {md_text(run.path.name)}"]
     for label, value in (
         ("created", cfg.get("created_at") or m.get("created_at")),
         ("phi-eval", m.get("phi_eval_version") or cfg.get("phi_eval_version")),
@@ -179,16 +249,27 @@ def _header(run: RunData) -> list[str]:
     ):
         if value is not None:
             facts.append(f"{label} {value}")
-    return [f"# {model} on {task}", "", " · ".join(facts), ""]
+    sandbox = run_sandbox(run.config)
+    if sandbox:
+        facts.append(f"sandbox {sandbox if sandbox in ('docker', 'local (UNISOLATED)') else md_text(sandbox)}")
+    lines = [f"# {md_text(model)} on {md_text(task)}", "", " · ".join(facts), ""]
+    if run.config.get("sandbox") == "local":
+        lines += ["**Executed with `--sandbox local`: plain subprocesses, no isolation.**", ""]
+    return lines
 
 
 def _pass_at_k_section(run: RunData) -> list[str]:
     m = run.metrics
-    rows = [[f"pass@{k}", pct(m["pass_at_k"][k])] for k in sorted_ks(m["pass_at_k"])]
+    blocks = pass_at_k_blocks(m)
+    ks = sorted_ks({k: None for block in blocks.values() for k in block})
+    headers = ["metric"] + ["value" if label == "" else label for label in blocks]
+    rows = [[f"pass@{k}"] + [pct(block.get(k)) for block in blocks.values()] for k in ks]
     n = m.get("n", run.config.get("n", "n/a"))
-    lines = ["## pass@k", "", markdown_table(["metric", "value"], rows, [False, True]), ""]
+    lines = ["## pass@k", "", markdown_table(headers, rows, [False] + [True] * len(blocks)), ""]
+    cov = coverage(run.metrics, run.config)
+    of = f" of the benchmark's {cov[1]}" if cov[1] else ""
     lines += [
-        f"{m.get('num_tasks', 'n/a')} tasks, {m.get('num_samples', 'n/a')} samples, "
+        f"{m.get('num_tasks', 'n/a')} tasks{of}, {m.get('num_samples', 'n/a')} samples, "
         f"at most {n} per task; pass@k by the unbiased estimator of Chen et al. (2021).",
         "",
         f"![pass@k]({PLOT})",
@@ -217,19 +298,23 @@ def _hardest_section(run: RunData) -> list[str]:
             r.get("outcome", "passed" if r["passed"] else "failed")
         ] += 1
     counts = task_counts(run.results)
-    hardest = sorted(counts, key=lambda t: (counts[t][1] / counts[t][0], natural_key(t)))[:TOP]
+    below = [t for t in counts if counts[t][1] < counts[t][0]]
+    if not below:
+        return ["## Hardest tasks", "", f"None failed: all {len(counts)} tasks passed every sample.", ""]
+    hardest = sorted(below, key=lambda t: (counts[t][1] / counts[t][0], natural_key(t)))[:TOP]
     rows = []
     for t in hardest:
         n, c = counts[t]
         fails = Counter({o: k for o, k in by_task[t].items() if o != "passed"})
         common = min(fails.items(), key=lambda kv: (-kv[1], kv[0]))[0] if fails else "-"
-        rows.append([t, n, c, pct(c / n), common])
+        rows.append([md_text(t), n, c, pct(c / n), md_text(common)])
     table = markdown_table(
         ["task", "samples", "passed", "pass rate", "most common failure"],
         rows,
         [False, True, True, True, False],
     )
-    return [f"## Hardest tasks (lowest pass rate, top {TOP})", "", table, ""]
+    shown = f"top {TOP} of {len(below)}" if len(below) > TOP else f"all {len(below)}"
+    return [f"## Hardest tasks (below 100%, lowest pass rate first; {shown})", "", table, ""]
 
 
 def _slowest_section(run: RunData) -> list[str]:
@@ -240,7 +325,8 @@ def _slowest_section(run: RunData) -> list[str]:
         timed, key=lambda r: (-r["duration_s"], natural_key(r["task_id"]), r.get("completion_id", 0))
     )
     rows = [
-        [r["task_id"], r.get("completion_id", ""), r.get("outcome", ""), f"{r['duration_s']:.3f}"]
+        [md_text(r["task_id"]), md_text(r.get("completion_id", "")), md_text(r.get("outcome", "")),
+         f"{r['duration_s']:.3f}"]
         for r in slow[:TOP]
     ]
     table = markdown_table(
@@ -284,7 +370,7 @@ def _checks_section(run: RunData) -> list[str]:
     elif not (outside := _outside_imports(m["top_outside_imports"])):
         lines += ["Outside imports: none", ""]
     else:
-        rows = [[f"`{name}`", count] for name, count in outside]
+        rows = [[md_text(name), count] for name, count in outside]
         lines += [
             "Top imports outside the allow-list:",
             "",
@@ -302,7 +388,7 @@ def _checks_section(run: RunData) -> list[str]:
             order = SEVERITY_ORDER if key == "security_by_severity" else ()
             rank = {name: i for i, name in enumerate(order)}
             names = sorted(flags, key=lambda x: (rank.get(str(x).lower(), len(rank)), -flags[x], x))
-            rows = [[name, flags[name]] for name in names]
+            rows = [[md_text(name), flags[name]] for name in names]
             lines += [
                 f"Security flags by {label}:",
                 "",
@@ -336,27 +422,36 @@ def plot_pass_at_k(run: RunData, out: Path) -> Path:
     curve = pass_at_k_curve(run.results)
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     try:
-        if curve:
-            ax.plot(list(curve), [100 * v for v in curve.values()], color="tab:blue", label="pass@k (all k)")
         ks = sorted(reported)
-        ax.scatter(ks, [100 * reported[k] for k in ks], color="tab:red", zorder=3, label="reported")
-        for k in ks:
-            ax.annotate(
-                f"{100 * reported[k]:.1f}%", (k, 100 * reported[k]), textcoords="offset points", xytext=(4, 6)
-            )
-        if ks and max(ks + list(curve)) >= 20:
-            ax.set_xscale("log")
+        if max(ks + list(curve), default=1) <= 1:
+            # n = 1: one number, so a bar (a lone dot on a stretched axis reads as nothing).
+            value = 100 * reported.get(1, curve.get(1, 0.0))
+            ax.bar([0], [value], width=0.5, color="tab:blue")
+            ax.annotate(f"{value:.1f}%", (0, value), textcoords="offset points", xytext=(0, 4), ha="center")
+            ax.set_xlim(-1, 1)
+            ax.set_xticks([0], ["pass@1"])
+            ax.set_xlabel("one sample per task")
         else:
-            from matplotlib.ticker import MaxNLocator
+            if curve:
+                ax.plot(list(curve), [100 * v for v in curve.values()], color="tab:blue", label="pass@k (all k)")
+            ax.scatter(ks, [100 * reported[k] for k in ks], color="tab:red", zorder=3, label="reported")
+            for k in ks:
+                ax.annotate(
+                    f"{100 * reported[k]:.1f}%", (k, 100 * reported[k]), textcoords="offset points", xytext=(4, 6)
+                )
+            if ks and max(ks + list(curve)) >= 20:
+                ax.set_xscale("log")
+            else:
+                from matplotlib.ticker import MaxNLocator
 
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlabel("k (samples drawn per task)")
+            ax.legend(loc="lower right")
         ax.set_ylim(0, 105)
-        ax.set_xlabel("k (samples drawn per task)")
         ax.set_ylabel("pass@k (%)")
-        model = run.metrics.get("model") or run.config.get("model", "")
-        ax.set_title(f"{model} on {run.metrics.get('task') or run.config.get('task', '')}")
+        task = run.metrics.get("task") or run.config.get("task", "")
+        ax.set_title(f"{run_name(run.path, run.metrics, run.config)} on {task}", parse_math=False)
         ax.grid(True, alpha=0.3)
-        ax.legend(loc="lower right")
         fig.tight_layout()
         # No Software/date metadata: the same run gives the same bytes.
         fig.savefig(out, format="png", metadata={"Software": None})
@@ -366,9 +461,13 @@ def plot_pass_at_k(run: RunData, out: Path) -> Path:
 
 
 def write_run_report(run_dir: Path) -> Path:
-    """Write report.md and pass_at_k.png into the run folder; the pipeline calls this at the end of a run."""
+    """Write report.md, pass_at_k.png and report.html (every sample, browsable) into the run folder;
+    the pipeline calls this at the end of a run."""
+    from phi_eval.html_report import HTML, write_html
+
     run = read_run(Path(run_dir))
     plot_pass_at_k(run, run.path / PLOT)
     path = run.path / REPORT
     write_text(path, render_run_report(run))
+    write_html([run], run.path / HTML, title=f"{run_name(run.path, run.metrics, run.config)}: {run.path.name}")
     return path

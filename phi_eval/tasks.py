@@ -44,6 +44,7 @@ class DataSource:
     sha256: str | None = None
     revision: str | None = None
     split: str | None = None
+    num_problems: int | None = None  # problems in the split, before --limit (a run's coverage is out of these)
 
 
 @dataclass(frozen=True)

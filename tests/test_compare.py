@@ -150,3 +150,57 @@ def test_unreadable_metrics_is_a_usage_error_not_a_regression(tmp_path: Path) ->
     (run / "metrics.json").write_text("{")
     result = runner.invoke(app, ["compare", str(GOOD), str(run)])
     assert result.exit_code == 2 and "not valid JSON" in result.stderr
+
+
+# ---------------------------------------------------------------- runs that must not be compared as they are
+
+
+def test_runs_of_different_tasks_are_a_usage_error(tmp_path: Path) -> None:
+    from run_variants import variant
+
+    mbpp = variant(tmp_path / "mbpp", task="mbpp")
+    result = runner.invoke(app, ["compare", str(GOOD), str(mbpp)])
+    assert result.exit_code == 2, result.output
+    assert "humaneval run" in result.stderr and "mbpp run" in result.stderr and result.stderr.count("\n") == 1
+    assert runner.invoke(app, ["compare", str(GOOD), str(mbpp), "--allow-subset"]).exit_code == 2
+
+
+@pytest.fixture()
+def subset(tmp_path: Path) -> Path:
+    """The broken run on its first 5 tasks only (as `--limit 5` would make it)."""
+    from run_variants import variant
+
+    return variant(tmp_path / "five", keep=lambda r: int(r["task_id"].split("/")[1]) < 5)
+
+
+def test_a_candidate_on_part_of_the_tasks_is_refused_without_allow_subset(subset: Path) -> None:
+    result = runner.invoke(app, ["compare", str(GOOD), str(subset)])
+    assert result.exit_code == 2, result.output
+    assert "scored 5 tasks and baseline humaneval-reference 12" in result.stderr
+    assert "--allow-subset" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_allow_subset_compares_every_figure_on_the_shared_tasks(subset: Path) -> None:
+    from phi_eval.metrics import run_pass_at_k
+    from phi_eval.report import read_results
+
+    code, doc = gate(str(GOOD), str(subset), "--allow-subset", "--metric", "pass@1", "--metric", "pass@10")
+    assert code == 1 and doc["subset"] is True and doc["compared_tasks"] == 5
+    assert (doc["baseline_tasks"], doc["candidate_tasks"]) == (12, 5)
+    shared = {f"HumanEval/{i}" for i in range(5)}
+    base = run_pass_at_k([r for r in read_results(GOOD) if r["task_id"] in shared], [1, 10])
+    cand = run_pass_at_k(read_results(subset), [1, 10])
+    for m in doc["metrics"]:
+        k = m["metric"].removeprefix("pass@")
+        # The baseline's figure is over the shared tasks, not its metrics.json, and the delta is the
+        # very delta the bootstrap interval is about.
+        assert m["baseline"] == pytest.approx(base[k]) and m["candidate"] == pytest.approx(cand[k])
+        assert m["delta"] == pytest.approx(m["shared_delta"]) and m["shared_tasks"] == 5
+    result = runner.invoke(app, ["compare", str(GOOD), str(subset), "--allow-subset"])
+    assert "SUBSET" in result.stdout and "5 humaneval tasks both runs scored" in result.stdout
+    assert result.stderr.startswith("REGRESSION (on the 5 shared tasks only)")
+
+
+def test_same_tasks_say_so(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["compare", str(GOOD), str(BAD), "--metric", "pass@1"])
+    assert "both runs scored the same 12 humaneval tasks" in result.stdout

@@ -32,12 +32,19 @@ def report(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Also write the Markdown leaderboard here.")
     ] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html", help="Also write one self-contained HTML page (leaderboard, every sample, run vs run)."
+        ),
+    ] = None,
     run_reports: Annotated[
-        bool, typer.Option("--run-reports", help="Also (re)write each run's report.md and pass_at_k.png.")
+        bool,
+        typer.Option("--run-reports", help="Also (re)write each run's report.md, report.html and pass_at_k.png."),
     ] = False,
     as_json: Json = False,
 ) -> None:
-    """A leaderboard across runs, one row per run, best pass@1 first."""
+    """A leaderboard across runs, grouped by task, best pass@1 first; unreadable runs are skipped with a warning."""
     from phi_eval.leaderboard import (
         find_runs,
         leaderboard_frame,
@@ -45,27 +52,40 @@ def report(
         leaderboard_records,
         leaderboard_rich,
     )
-    from phi_eval.runfolder import write_text
 
     run_dirs = find_runs(runs)
-    records = leaderboard_records(run_dirs)
+    records = leaderboard_records(run_dirs)  # warns about and skips unreadable runs
+    readable = [Path(r["path"]) for r in records]
     if run_reports:
         from phi_eval.report import write_run_report
 
-        for run_dir in run_dirs:
+        for run_dir in readable:
             write_run_report(run_dir)
     if out is not None:
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            write_text(out, leaderboard_markdown(run_dirs))
-        except OSError as exc:
-            raise PhiEvalError(f"cannot write {out}: {exc.strerror or exc}; choose another --out") from None
+        _write(out, "--out", lambda: leaderboard_markdown(readable, warn=None))
+    if html is not None:
+        from phi_eval.html_report import render_html
+        from phi_eval.report import read_run
+
+        _write(html, "--html", lambda: render_html([read_run(d) for d in readable], title="phi-eval leaderboard"))
     if as_json:
         print(json.dumps(records, indent=2))
         return
     _console().print(leaderboard_rich(leaderboard_frame(records)))
-    if out is not None:
-        print(f"leaderboard written to {out}", file=sys.stderr)
+    for path, what in ((out, "leaderboard"), (html, "HTML report")):
+        if path is not None:
+            print(f"{what} written to {path}", file=sys.stderr)
+
+
+def _write(path: Path, flag: str, text: Any) -> None:
+    from phi_eval.runfolder import write_text
+
+    body = text()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text(path, body)
+    except OSError as exc:
+        raise PhiEvalError(f"cannot write {path}: {exc.strerror or exc}; choose another {flag}") from None
 
 
 @app.command()
@@ -94,13 +114,22 @@ def compare(
     require_significant: Annotated[
         bool, typer.Option(help="Fail only when a drop over --max-drop is also beyond bootstrap noise.")
     ] = False,
+    allow_subset: Annotated[
+        bool,
+        typer.Option(
+            "--allow-subset",
+            help="Runs that scored different task sets: compare on the shared tasks only (default: exit 2).",
+        ),
+    ] = False,
     as_json: Json = False,
 ) -> None:
     """Gate a candidate run on a baseline: exit 0 when it holds, 1 on a drop over --max-drop, 2 on usage errors."""
     from phi_eval.compare import compare_runs, comparison_table, verdict_line
 
     try:
-        cmp = compare_runs(baseline, candidate, metric, max_drop, bootstrap, seed, require_significant)
+        cmp = compare_runs(
+            baseline, candidate, metric, max_drop, bootstrap, seed, require_significant, allow_subset
+        )
     except PhiEvalError as exc:
         # Exit 2 for every problem before the verdict, so CI never mistakes a broken setup for a regression.
         raise PhiEvalError(str(exc), exit_code=2) from None

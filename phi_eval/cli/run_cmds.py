@@ -30,6 +30,7 @@ MaxFlag = Annotated[float | None, typer.Option(help="Exit 1 if the share of samp
 Allowed = Annotated[str | None, typer.Option(help="Allowed imports, comma-separated (default: the task's, the Phi-1 card's list).")]
 Model = Annotated[str, typer.Option("--model", "-m", help="Hugging Face id, local folder, or 'reference' (canonical solutions).")]
 N = Annotated[int, typer.Option("--n", help="Samples per problem.")]
+Name = Annotated[str | None, typer.Option("--name", help="The run's name on leaderboards (default: the model; evaluate: the samples file's folder or name).")]
 Temperature = Annotated[float | None, typer.Option(help="Sampling temperature (default: greedy for n=1, 0.8 otherwise).")]
 TopP = Annotated[float, typer.Option(help="Nucleus sampling p.")]
 MaxNew = Annotated[int | None, typer.Option(help="New tokens per sample (default: the task's).")]
@@ -65,13 +66,13 @@ def run(
     seed: Seed = 1234, prompt_format: PromptFormat = "auto", mbpp_prompt: MbppPrompt = "docstring",
     dtype: Dtype = "auto", backend: Backend = "hf", revision: Revision = None,
     fail_on: FailOn = None, min_allowed_imports_rate: MinAllowed = None, max_security_flag_rate: MaxFlag = None,
-    allowed_imports: Allowed = None,
+    allowed_imports: Allowed = None, name: Name = None,
 ) -> None:
     """Sample completions from a model, execute them in the sandbox, report pass@k."""
     from phi_eval.pipeline import run as run_pipeline
 
     run_pipeline(RunConfig(
-        task=task, model=model, n=n, ks=_ks(k), limit=limit, data=data, split=split, out=out, workers=workers,
+        task=task, model=model, name=name, n=n, ks=_ks(k), limit=limit, data=data, split=split, out=out, workers=workers,
         timeout_s=timeout, sandbox=sandbox, docker_hosts=tuple(docker_host or ()), resume=resume, force=force,
         temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed,
         prompt_format=prompt_format, mbpp_prompt=mbpp_prompt, dtype=dtype, backend=backend, revision=revision,
@@ -107,13 +108,13 @@ def evaluate(
     timeout: Timeout = None, sandbox: Sandbox = "docker", docker_host: DockerHost = None,
     resume: Resume = False, force: Force = False,
     fail_on: FailOn = None, min_allowed_imports_rate: MinAllowed = None, max_security_flag_rate: MaxFlag = None,
-    allowed_imports: Allowed = None,
+    allowed_imports: Allowed = None, name: Name = None,
 ) -> None:
     """Score a samples file made anywhere: execute each sample in the sandbox, report pass@k."""
     from phi_eval.pipeline import evaluate_file
 
     evaluate_file(RunConfig(
-        task=task, ks=_ks(k), data=data, split=split, out=out, workers=workers, timeout_s=timeout,
+        task=task, name=name, ks=_ks(k), data=data, split=split, out=out, workers=workers, timeout_s=timeout,
         sandbox=sandbox, docker_hosts=tuple(docker_host or ()), resume=resume, force=force,
         fail_on=tuple(fail_on or ()), min_allowed_imports_rate=min_allowed_imports_rate,
         max_security_flag_rate=max_security_flag_rate, allowed_imports=_csv(allowed_imports),

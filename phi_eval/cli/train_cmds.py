@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from phi_eval.cli.app import app, friendly
+
+if TYPE_CHECKING:
+    from phi_eval.train import TrainConfig
 
 
 @app.command("train")
@@ -108,5 +111,17 @@ def train_cmd(
     )
     typer.echo(
         f"trained {result.steps} steps on {result.examples} examples{losses} in {result.elapsed_s:.1f}s; "
-        f"model saved to {result.out}; evaluate it with: phi-eval run --model {result.out}"
+        f"model saved to {result.out}; evaluate it with: {eval_hint(cfg, result.out)}"
     )
+
+
+def eval_hint(cfg: TrainConfig, out: Path) -> str:
+    """A `phi-eval run` command that works as written: --task is required, and MBPP from a local
+    file needs the same --data (the default source is the Hugging Face hub)."""
+    import shlex
+
+    task = (cfg.eval_tasks or (None,))[0] or cfg.task or "humaneval"
+    args = ["phi-eval", "run", "--task", task, "--model", str(out)]
+    if task.startswith("mbpp") and cfg.data is not None:
+        args += ["--data", str(cfg.data)]
+    return shlex.join(args)

