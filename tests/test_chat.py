@@ -265,3 +265,35 @@ def test_tiny_chat_model_runs_end_to_end(chat_model: Path, tmp_path: Path) -> No
     assert len(results) == 4 and not any(r["passed"] for r in results)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["num_samples"] == 4 and (out / "report.md").exists()
+
+
+def test_train_in_chat_then_run_evaluates_the_checkpoint_in_chat(chat_model: Path, mbpp_path: Path,
+                                                                  tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from phi_eval.train import encode, task_examples
+
+    tok = AutoTokenizer.from_pretrained(chat_model)
+    examples, _ = task_examples("mbpp", "train", mbpp_path, "chat", tok, "Be exact.")
+    first = examples[0]
+    assert first.prompt.startswith("<|system|>\nBe exact.<|end|>\n<|user|>\nPlease provide a")
+    assert first.prompt.endswith("<|assistant|>\n") and first.completion.startswith("```python\n")
+    assert first.completion.endswith("\n```<|end|>\n<|endoftext|>")  # the template's turn end, then its EOS
+    row = encode(tok, first, 4096)
+    assert row["input_ids"][-2:] != [tok.eos_token_id] * 2  # the template's EOS is not doubled
+
+    ckpt = tmp_path / "ckpt"
+    result = runner.invoke(app, ["train", "--model", str(chat_model), "--data", str(mbpp_path), "--max-steps", "2",
+                                 "--batch-size", "2", "--system-prompt", "Be exact.", "--no-progress",
+                                 "--out", str(ckpt)])
+    assert result.exit_code == 0, result.output
+    trained = json.loads((ckpt / "train_config.json").read_text())
+    assert trained["prompt_format"] == "chat" and trained["system_prompt"] == "Be exact."
+    assert len(trained["chat_template_sha256"]) == 64
+    out = tmp_path / "eval"  # the folder name "ckpt" says nothing: train_config.json decides the format
+    _cli("generate", "--task", "mbpp", "--data", str(mbpp_path), "--model", str(ckpt), "--limit", "1",
+         "--max-new-tokens", "8", "--out", str(out))
+    prompt = _lines(out / "prompts.jsonl")[0]
+    assert prompt["format"] == "chat" and prompt["prompt"].startswith("<|system|>\nBe exact.<|end|>\n<|user|>\n")
+    config = json.loads((out / "config.json").read_text())
+    assert config["chat_template_sha256"] == trained["chat_template_sha256"]
