@@ -213,8 +213,8 @@ def generate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], ru
                     if is_reference:
                         completion = o.raw
                     elif setup.is_chat:
-                        completion = chat_program(o.raw, setup.stop, problem.entry_point, problem.test_list,
-                                                  context=echo or "")
+                        completion = chat_program(o.raw, setup.stop, problem.entry_point,
+                                                  (*problem.test_list, problem.setup), context=echo or "")
                     else:
                         completion = postprocess(o.raw, setup.stop, fmt, echo=echo)
                     record = {"task_id": o.task_id, "completion_id": o.completion_id, "completion": completion}
@@ -393,6 +393,9 @@ def run(cfg: RunConfig, *, evaluate: bool = True) -> Path:
     if cfg.ks and max(cfg.ks) > cfg.n:
         raise PhiEvalError(f"pass@{max(cfg.ks)} needs at least {max(cfg.ks)} samples per task; raise --n or lower --k")
     _check_policy_specs(cfg)
+    from phi_eval.prompts import check_system_prompt
+
+    check_system_prompt(cfg.prompt_format, cfg.system_prompt)  # before minutes of model loading
     task, problems, source = load_problems(cfg)
     run_dir = _run_dir(cfg)
     if not is_main_process():  # under accelerate launch / torchrun: generate our share, write nothing

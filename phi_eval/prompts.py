@@ -188,6 +188,14 @@ class PromptSetup:
                 "system_prompt": self.system_prompt, "chat_template_sha256": self.chat_template_sha256}
 
 
+def check_system_prompt(fmt: str, system_prompt: str | None) -> None:
+    """A system prompt is only for the chat formats (`auto` is judged once resolved)."""
+    if system_prompt is not None and not system_prompt.strip():
+        raise PhiEvalError("--system-prompt is empty; give it some text or leave it out")
+    if system_prompt and fmt not in (*CHAT_FORMATS, "auto"):
+        raise PhiEvalError(f"--system-prompt needs a chat format (--prompt-format chat or phi-2-chat), not {fmt!r}")
+
+
 def prompt_setup(task: Task, fmt: str, model_name: str, tokenizer: Any = None,
                  system_prompt: str | None = None) -> PromptSetup:
     """Resolve `fmt` (auto looks at the name and whether the tokenizer has a chat template) and
@@ -197,10 +205,7 @@ def prompt_setup(task: Task, fmt: str, model_name: str, tokenizer: Any = None,
 
     has_template = tokenizer is not None and chat_template(tokenizer) is not None
     fmt = resolve_format(fmt, model_name, chat_template=has_template)
-    if system_prompt is not None and not system_prompt.strip():
-        raise PhiEvalError("--system-prompt is empty; give it some text or leave it out")
-    if system_prompt and fmt not in CHAT_FORMATS:
-        raise PhiEvalError(f"--system-prompt needs a chat format (--prompt-format chat or phi-2-chat), not {fmt!r}")
+    check_system_prompt(fmt, system_prompt)
     if fmt == "chat":
         if not has_template:
             raise PhiEvalError(

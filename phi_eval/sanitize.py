@@ -12,7 +12,9 @@ the program they meant, as EvalPlus's sanitizer extracts it, with `ast` instead 
    assignments it names, looked up in the primary block first and then in the other blocks (a
    helper defined in a second block); with no entry point defined, every definition of the block;
 4. imports: those of the primary block, those of other blocks that bind a name the kept code uses,
-   and, for a name still unbound (`List`), the problem's own import that binds it;
+   and, for a name still unbound (`List`), the problem's own import that binds it; likewise a
+   helper the problem's prompt defines and the answer calls without restating it (HumanEval/38's
+   `encode_cyclic`) comes from the prompt;
 5. everything else goes: example calls, prints, asserts, `if __name__ == "__main__":` blocks.
 
 The result is a whole program (scored as a solution, never appended to the prompt); "" when the
@@ -24,7 +26,6 @@ from __future__ import annotations
 import ast
 import builtins
 import re
-import textwrap
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -59,14 +60,24 @@ def code_blocks(answer: str) -> list[tuple[str, str]]:
                 tag, body = fence.group(1).lower(), []
             continue
         if fence:  # a closing fence (or, with a tag, a new opening one right after)
-            blocks.append((tag, textwrap.dedent("\n".join(body))))
+            blocks.append((tag, _dedent(body)))
             tag = fence.group(1).lower() if fence.group(1) else None
             body = []
             continue
         body.append(line)
     if tag is not None and any(b.strip() for b in body):
-        blocks.append((tag, textwrap.dedent("\n".join(body))))
+        blocks.append((tag, _dedent(body)))
     return blocks
+
+
+def _dedent(lines: list[str]) -> str:
+    """Remove the indentation every code line shares (a fence inside a list item), and nothing else:
+    unlike textwrap.dedent, whitespace inside docstrings stays as the model wrote it."""
+    code = [line for line in lines if line.strip()]
+    prefix = min((line[: len(line) - len(line.lstrip())] for line in code), key=len, default="")
+    if not prefix or not all(line.startswith(prefix) for line in code):
+        return "\n".join(lines)
+    return "\n".join(line[len(prefix) :] if line.startswith(prefix) else line.lstrip(" \t") for line in lines)
 
 
 def longest_valid_span(text: str) -> str:
@@ -174,19 +185,19 @@ def _segment(unit: _Unit, node: ast.stmt) -> str:
 
 
 def entry_points_of(entry_point: str | None, tests: Iterable[str] = ()) -> list[str]:
-    """The functions a problem's tests call: HumanEval names one; MBPP's are read off its asserts."""
+    """The functions a problem's tests call: HumanEval names one; MBPP's are read off its asserts and
+    set-up code (Mbpp/367 builds a tree with the answer's `Node` class). Builtins do not count,
+    unless the tests call nothing else (Mbpp/126 asks for a function named `sum`)."""
     if entry_point:
         return [entry_point]
-    names: list[str] = []
+    called: list[str] = []
     for test in tests:
-        if not parses(test):
+        if not test or not parses(test):
             continue
         for node in ast.walk(ast.parse(test)):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-                name = node.func.id
-                if name not in _BUILTINS and name not in names:
-                    names.append(name)
-    return names
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id not in called:
+                called.append(node.func.id)
+    return [n for n in called if n not in _BUILTINS] or called
 
 
 def _python_units(answer: str) -> list[_Unit]:
@@ -215,7 +226,10 @@ def extract_program(answer: str, entry_points: Sequence[str] = (), context: str 
     if not units:
         return ""
     primary = _primary(units, entry_points)
+    given = _parse_unit(-1, context) if context and parses(context) else None
     pool: dict[str, tuple[_Unit, _Def]] = {}
+    if given is not None:  # the problem's own helpers, lowest priority, never its stub of the entry point
+        pool.update({n: (given, d) for n, d in given.defs.items() if n not in entry_points and not _is_stub(d)})
     for unit in [*[u for u in units if u is not primary], primary]:  # the primary block wins
         for name, node in unit.defs.items():
             pool[name] = (unit, node)
@@ -258,12 +272,10 @@ def extract_program(answer: str, entry_points: Sequence[str] = (), context: str 
             for node in unit.imports:
                 if set(_bound_by_import(node)) & (used - bound - defined):
                     add_import(unit.source, node)
-    if context and parses(context):
-        for node in ast.parse(context).body:
-            if isinstance(node, (ast.Import, ast.ImportFrom)) and set(_bound_by_import(node)) & (
-                used - bound - defined - _BUILTINS
-            ):
-                add_import(context, node)
+    if given is not None:
+        for node in given.imports:
+            if set(_bound_by_import(node)) & (used - bound - defined - _BUILTINS):
+                add_import(given.source, node)
 
     parts = ["\n".join(imports)] if imports else []
     parts += [_segment(unit, node) for unit, node in kept]

