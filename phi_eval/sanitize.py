@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 PYTHON_TAGS = frozenset({"", "python", "python3", "py", "py3", "pycon", "ipython"})
-_FENCE = re.compile(r"^[ \t]*```[ \t]*([A-Za-z0-9_+#.-]*)")
+_FENCE = re.compile(r"^[ \t]*(`{3,})[ \t]*([A-Za-z0-9_+#.-]*)")
 _CODE_START = re.compile(r"^(?:def|class|import|from|async|@)\b")
 _BUILTINS = frozenset(dir(builtins))
 _Def = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Assign | ast.AnnAssign
@@ -49,24 +49,39 @@ def parses(code: str) -> bool:
 
 
 def code_blocks(answer: str) -> list[tuple[str, str]]:
-    """(language tag, code) of every fenced block, dedented; an unclosed last fence runs to the end."""
+    """(language tag, code) of every fenced block, dedented; an unclosed last fence runs to the end.
+
+    Fences follow CommonMark: a block closes at a line of only backticks (at least as many as opened
+    it) indented at most 3 spaces more than the opening fence, so a ``` inside an indented docstring
+    is code, not the end of the block. A one-line ```python code``` counts as a block too.
+    """
     blocks: list[tuple[str, str]] = []
-    tag: str | None = None
+    opened: tuple[str, int, int] | None = None  # (tag, indent, backticks) of the open fence
     body: list[str] = []
     for line in answer.split("\n"):
-        fence = _FENCE.match(line)
-        if tag is None:
-            if fence:
-                tag, body = fence.group(1).lower(), []
+        stripped = line.strip()
+        indent = len(line) - len(line.lstrip(" \t"))
+        if opened is None:
+            fence = _FENCE.match(line)
+            if not fence:
+                continue
+            ticks = len(fence.group(1))
+            rest = stripped[ticks:]
+            inline = rest.find("`" * ticks)
+            if inline > 0 and " " in rest[:inline]:  # ```python code``` on one line
+                tag, _, code = rest[:inline].partition(" ")
+                blocks.append((tag.lower(), code.strip()))
+                continue
+            opened, body = (fence.group(2).lower(), indent, ticks), []
             continue
-        if fence:  # a closing fence (or, with a tag, a new opening one right after)
+        tag, open_indent, ticks = opened
+        if stripped and set(stripped) == {"`"} and len(stripped) >= ticks and indent <= open_indent + 3:
             blocks.append((tag, _dedent(body)))
-            tag = fence.group(1).lower() if fence.group(1) else None
-            body = []
+            opened = None
             continue
         body.append(line)
-    if tag is not None and any(b.strip() for b in body):
-        blocks.append((tag, _dedent(body)))
+    if opened is not None and any(b.strip() for b in body):
+        blocks.append((opened[0], _dedent(body)))
     return blocks
 
 

@@ -380,3 +380,16 @@ def test_end_of_turn_is_read_off_the_template(template: str, end: tuple[str, ...
     tok = build_chat_tokenizer(300)
     tok.chat_template = template
     assert end_of_turn_tokens(tok) == end
+
+
+def test_fence_inside_an_indented_docstring_does_not_close_the_block() -> None:
+    answer = '```python\ndef f(x):\n    """Use it so:\n    ```\n    f(1)\n    ```\n    """\n    return 4\n```\nDone.'
+    program = extract_program(answer, ["f"])
+    assert program.endswith("    ```\n    \"\"\"\n    return 4\n")
+    assert code_blocks("````python\ndef g():\n    return '```'\n````") == [("python", "def g():\n    return '```'")]
+
+
+def test_one_line_block_and_a_block_closed_then_reopened() -> None:
+    assert extract_program("```python def f(): return 3```", ["f"]) == "def f(): return 3\n"
+    answer = "```\nThe output is 3\n```\n```python\ndef f():\n    return 3\n```"
+    assert extract_program(answer, ["f"]) == "def f():\n    return 3\n"
