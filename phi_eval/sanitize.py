@@ -95,11 +95,26 @@ def _dedent(lines: list[str]) -> str:
     return "\n".join(line[len(prefix) :] if line.startswith(prefix) else line.lstrip(" \t") for line in lines)
 
 
-def longest_valid_span(text: str) -> str:
+def _syntax_error_line(code: str) -> int | None:
+    """None when `code` parses, else the (1-based) line of its first syntax error (0: unknown)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ast.parse(code)
+    except SyntaxError as exc:
+        return exc.lineno or 0
+    except (ValueError, MemoryError, RecursionError):
+        return 0
+    return None
+
+
+def longest_valid_span(text: str, max_tries: int = 2000) -> str:
     """The longest run of lines that parses (counted in non-blank lines), as EvalPlus's code_extract.
 
     Spans start at a line that opens code (def, class, import, from, @) when there is one, else at
-    any unindented line, and the longest is tried first, so an answer that is all code parses once.
+    any unindented line. From each start the whole rest is tried first, and a failure shortens the
+    span to end before the line the parser stopped at (no longer span from that start gets past
+    it), so an answer that is all code parses once and a long messy one costs a few parses per start.
     """
     lines = text.split("\n")
     if parses(text):
@@ -110,15 +125,16 @@ def longest_valid_span(text: str) -> str:
     filled = [0] * (len(lines) + 1)  # filled[j]: non-blank lines before j
     for j, line in enumerate(lines):
         filled[j + 1] = filled[j] + bool(line.strip())
-    best, span = 0, (0, 0)
+    best, span, tries = 0, (0, 0), 0
     for i in starts:
-        for j in range(len(lines), i, -1):
-            size = filled[j] - filled[i]
-            if size <= best:
+        j = len(lines)
+        while j > i and filled[j] - filled[i] > best and tries < max_tries:
+            tries += 1
+            error = _syntax_error_line("\n".join(lines[i:j]))
+            if error is None:
+                best, span = filled[j] - filled[i], (i, j)
                 break
-            if parses("\n".join(lines[i:j])):
-                best, span = size, (i, j)
-                break
+            j = min(j - 1, i + error - 1) if error > 0 else j - 1
     return "\n".join(lines[span[0] : span[1]])
 
 

@@ -393,3 +393,16 @@ def test_one_line_block_and_a_block_closed_then_reopened() -> None:
     assert extract_program("```python def f(): return 3```", ["f"]) == "def f(): return 3\n"
     answer = "```\nThe output is 3\n```\n```python\ndef f():\n    return 3\n```"
     assert extract_program(answer, ["f"]) == "def f():\n    return 3\n"
+
+
+def test_long_messy_answer_is_cheap() -> None:
+    """400 lines of prose that looks like code ("from ...", "def" lines with prose bodies): each start
+    costs a few parses, not one per end line (this took ~15 s when every span was tried)."""
+    import time
+
+    prose = "\n".join(f"from line {i} the answer goes on" if i % 2 else f"def f{i}(x) is explained" for i in range(400))
+    answer = prose + "\n```python\ndef f(x):\n    return x\n```\n" + prose
+    started = time.perf_counter()
+    assert extract_program(answer, ["f"]) == "def f(x):\n    return x\n"
+    assert extract_program(prose, ["f"]) == ""
+    assert time.perf_counter() - started < 5
