@@ -169,9 +169,12 @@ def generate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], ru
     fmt = setup.fmt
     prompt_of = _prompts(cfg, task, problems, setup)
     prompts_path = run_dir / runfolder.PROMPTS
-    if write and not prompts_path.exists():
-        with runfolder.JsonlAppender(prompts_path) as out:
-            out.write({"task_id": p.task_id, "prompt": prompt_of[p.task_id], "format": fmt} for p in problems)
+    if write:  # every prompt the run renders, including those a resume with a larger --limit adds
+        recorded = {r["task_id"] for r in runfolder.iter_jsonl(prompts_path)}
+        fresh = [p for p in problems if p.task_id not in recorded]
+        if fresh:
+            with runfolder.JsonlAppender(prompts_path) as out:
+                out.write({"task_id": p.task_id, "prompt": prompt_of[p.task_id], "format": fmt} for p in fresh)
 
     samples_path = run_dir / runfolder.SAMPLES
     done = {(r["task_id"], r["completion_id"]) for r in runfolder.iter_jsonl(samples_path)}

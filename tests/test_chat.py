@@ -223,6 +223,11 @@ def test_chat_generate_records_prompts_template_and_stops(scripted_model: Path, 
     samples = _lines(out / "samples.jsonl")
     # The answer ended at <|end|>, though EOS is <|endoftext|>; "#y" holds no code.
     assert [(s["raw"], s["completion"], s["is_program"]) for s in samples] == [("#y", "", True)] * 2
+    _cli("generate", "--task", "humaneval", "--model", str(scripted_model), "--limit", "3",  # resume, one more
+         "--max-new-tokens", "16", "--system-prompt", "You are a careful Python programmer.", "--out", str(out),
+         "--resume")
+    assert [p["task_id"] for p in _lines(out / "prompts.jsonl")] == [f"HumanEval/{i}" for i in range(3)]
+    assert _lines(out / "samples.jsonl")[:2] == samples and len(_lines(out / "samples.jsonl")) == 3
 
 
 def test_base_and_phi2_chat_formats_stop_as_they_should(scripted_model: Path, tmp_path: Path) -> None:
