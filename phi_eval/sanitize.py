@@ -4,7 +4,7 @@ Chat models answer "Here is the function: ```python ...``` Example usage: ...". 
 the program they meant, as EvalPlus's sanitizer extracts it, with `ast` instead of tree-sitter:
 
 1. the Python code blocks of the answer (fenced with ```python, ```py or a bare ```; blocks tagged
-   with another language, e.g. ```bash or ```text, are not code); no block at all: the whole answer;
+   with another language, e.g. ```bash or ```text, are not code); no Python block: the whole answer;
    a block (or answer) that does not parse is cut to its longest span of lines that does;
 2. the primary block is the last one that defines the entry point with a real body (a later block
    is usually the corrected version); when none defines it, the block with the most code;
@@ -232,10 +232,8 @@ def entry_points_of(entry_point: str | None, tests: Iterable[str] = ()) -> list[
 
 
 def _python_units(answer: str) -> list[_Unit]:
-    blocks = code_blocks(answer)
-    if blocks:
-        codes = [code for tag, code in blocks if tag in PYTHON_TAGS]
-    else:
+    codes = [code for tag, code in code_blocks(answer) if tag in PYTHON_TAGS]
+    if not codes:  # no Python block (none at all, or only ```text / ```bash ones): the whole answer
         codes = [answer]
     units = [_parse_unit(i, code) for i, code in enumerate(codes)]
     return [u for u in units if u is not None]

@@ -411,3 +411,8 @@ def test_long_messy_answer_is_cheap() -> None:
     assert extract_program(answer, ["f"]) == "def f(x):\n    return x\n"
     assert extract_program(prose, ["f"]) == ""
     assert time.perf_counter() - started < 5
+
+
+def test_only_non_python_blocks_falls_back_to_the_whole_answer() -> None:
+    answer = "def f(x):\n    return -x\n\nOutput:\n```text\n-1\n```"
+    assert extract_program(answer, ["f"]) == "def f(x):\n    return -x\n"
