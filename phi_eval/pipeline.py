@@ -27,6 +27,7 @@ from phi_eval.generate import Generator, GenOutput, GenRequest, SamplingParams
 from phi_eval.jobs import ExecResult, build_job, job_id
 from phi_eval.metrics import default_ks, outcome_counts, run_pass_at_k
 from phi_eval.progress import progress_bar
+from phi_eval.prompts import PromptSetup
 from phi_eval.samples import Sample, read_samples
 from phi_eval.tasks import DataSource, Problem, Task, get_task
 
@@ -52,8 +53,9 @@ def load_problems(cfg: RunConfig) -> tuple[Task, list[Problem], DataSource]:
     return task, problems, source
 
 
-def _config_record(cfg: RunConfig, task: Task, source: DataSource, generator: Generator | None) -> dict[str, Any]:
-    return {
+def _config_record(cfg: RunConfig, task: Task, source: DataSource, generator: Generator | None,
+                   setup: PromptSetup | None = None) -> dict[str, Any]:
+    record = {
         "phi_eval_version": __version__,
         "git_commit": git_commit(),
         "created_at": now_iso(),
@@ -69,6 +71,10 @@ def _config_record(cfg: RunConfig, task: Task, source: DataSource, generator: Ge
         "model_info": generator.info() if generator else None,
         "packages": package_versions(),
     }
+    if setup is not None:  # what the prompts were: format, stops, the chat template's hash
+        record.update(stop=list(setup.stop), prompt=setup.record(),
+                      chat_template_sha256=setup.chat_template_sha256)
+    return record
 
 
 def _run_dir(cfg: RunConfig) -> Path:
@@ -112,24 +118,39 @@ def get_generator(cfg: RunConfig, problems: Sequence[Problem]) -> Generator:
     return HFGenerator(cfg.model, dtype=cfg.dtype, revision=cfg.revision)
 
 
-def _prompts(cfg: RunConfig, task: Task, problems: Sequence[Problem], fmt: str) -> dict[str, str]:
-    from phi_eval.prompts import build_prompt, load_mbpp_shots
+def _prompts(cfg: RunConfig, task: Task, problems: Sequence[Problem], setup: PromptSetup) -> dict[str, str]:
+    from phi_eval.prompts import build_prompt, load_mbpp_shots, render_prompt
 
     shots = None
-    if cfg.mbpp_prompt == "3-shot" and task.loader == "mbpp":
+    if cfg.mbpp_prompt == "3-shot" and task.loader == "mbpp" and not setup.is_chat:
         shots = load_mbpp_shots(task, cfg.data)
-    return {p.task_id: build_prompt(task, p, fmt, mbpp_style=cfg.mbpp_prompt, shots=shots) for p in problems}
+    return {
+        p.task_id: render_prompt(setup, build_prompt(task, p, setup.fmt, mbpp_style=cfg.mbpp_prompt, shots=shots))
+        for p in problems
+    }
 
 
-def _trained_format(cfg: RunConfig) -> str | None:
-    """A checkpoint from `phi-eval train` is evaluated in the prompt format it was trained with."""
+def _trained_prompt(cfg: RunConfig) -> tuple[str | None, str | None]:
+    """A checkpoint from `phi-eval train` is evaluated in the prompt format (and system prompt) it
+    was trained with: (format, system prompt), each None when not known or set on the command line."""
     if cfg.prompt_format != "auto" or not cfg.model:
-        return None
+        return None, None
     path = Path(cfg.model) / "train_config.json"
     if not path.is_file():
-        return None
-    fmt = runfolder.read_json(path).get("prompt_format")
-    return fmt if isinstance(fmt, str) and fmt != "auto" else None
+        return None, None
+    trained = runfolder.read_json(path)
+    fmt, system = trained.get("prompt_format"), trained.get("system_prompt")
+    return (fmt if isinstance(fmt, str) and fmt != "auto" else None,
+            system if isinstance(system, str) and cfg.system_prompt is None else None)
+
+
+def prompt_setup_of(cfg: RunConfig, task: Task, generator: Generator) -> PromptSetup:
+    """The run's prompt format, resolved with the model's tokenizer (its chat template) at hand."""
+    from phi_eval.prompts import prompt_setup
+
+    fmt, system = _trained_prompt(cfg)
+    return prompt_setup(task, fmt or cfg.prompt_format, cfg.model or "", getattr(generator, "tokenizer", None),
+                        system or cfg.system_prompt)
 
 
 def is_main_process() -> bool:
@@ -139,20 +160,24 @@ def is_main_process() -> bool:
 
 
 def generate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], run_dir: Path,
-                     generator: Generator, *, write: bool = True) -> list[Sample]:
+                     generator: Generator, *, write: bool = True, setup: PromptSetup | None = None) -> list[Sample]:
     """Draw n samples per problem into samples.jsonl, skipping what an earlier attempt finished.
 
     With write=False (a non-main process of a multi-process launch) only this process's share is
-    generated; the main process gathers and writes everything."""
-    from phi_eval.postprocess import postprocess
-    from phi_eval.prompts import resolve_format
+    generated; the main process gathers and writes everything. A chat format's sample is the
+    program extracted from the answer, marked is_program (scored whole, not after the prompt)."""
+    from phi_eval.postprocess import chat_program, postprocess
 
-    fmt = resolve_format(_trained_format(cfg) or cfg.prompt_format, cfg.model or "")
-    prompt_of = _prompts(cfg, task, problems, fmt)
+    setup = setup or prompt_setup_of(cfg, task, generator)
+    fmt = setup.fmt
+    prompt_of = _prompts(cfg, task, problems, setup)
     prompts_path = run_dir / runfolder.PROMPTS
-    if write and not prompts_path.exists():
-        with runfolder.JsonlAppender(prompts_path) as out:
-            out.write({"task_id": p.task_id, "prompt": prompt_of[p.task_id], "format": fmt} for p in problems)
+    if write:  # every prompt the run renders, including those a resume with a larger --limit adds
+        recorded = {r["task_id"] for r in runfolder.iter_jsonl(prompts_path)}
+        fresh = [p for p in problems if p.task_id not in recorded]
+        if fresh:
+            with runfolder.JsonlAppender(prompts_path) as out:
+                out.write({"task_id": p.task_id, "prompt": prompt_of[p.task_id], "format": fmt} for p in fresh)
 
     samples_path = run_dir / runfolder.SAMPLES
     done = {(r["task_id"], r["completion_id"]) for r in runfolder.iter_jsonl(samples_path)}
@@ -170,7 +195,9 @@ def generate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], ru
         top_p=cfg.top_p,
         max_new_tokens=cfg.max_new_tokens or task.max_new_tokens,
         seed=cfg.seed,
-        stop=task.stop,
+        stop=setup.stop,
+        stop_tokens=setup.stop_tokens,
+        templated=fmt == "chat",
         batch_size=cfg.batch_size,
     )
     if not write:
@@ -189,15 +216,24 @@ def generate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], ru
                     done.add((o.task_id, o.completion_id))
                     problem = by_id[o.task_id]
                     echo = problem.prompt if problem.entry_point is not None else None
-                    completion = o.raw if is_reference else postprocess(o.raw, task.stop, fmt, echo=echo)
+                    if is_reference:
+                        completion = o.raw
+                    elif setup.is_chat:
+                        completion = chat_program(o.raw, setup.stop, problem.entry_point,
+                                                  (*problem.test_list, problem.setup), context=echo or "")
+                    else:
+                        completion = postprocess(o.raw, setup.stop, fmt, echo=echo)
                     record = {"task_id": o.task_id, "completion_id": o.completion_id, "completion": completion}
+                    if setup.is_chat and not is_reference:
+                        record["is_program"] = True
                     if completion != o.raw:
                         record["raw"] = o.raw
                     records.append(record)
                 out.write(records)
 
             generator.generate(requests, params, on_outputs)
-    return [Sample(r["task_id"], r["completion_id"], r["completion"]) for r in runfolder.iter_jsonl(samples_path)]
+    return [Sample(r["task_id"], r["completion_id"], r["completion"], bool(r.get("is_program")))
+            for r in runfolder.iter_jsonl(samples_path)]
 
 
 # ---------------------------------------------------------------- evaluation
@@ -364,6 +400,9 @@ def run(cfg: RunConfig, *, evaluate: bool = True) -> Path:
     if cfg.ks and max(cfg.ks) > cfg.n:
         raise PhiEvalError(f"pass@{max(cfg.ks)} needs at least {max(cfg.ks)} samples per task; raise --n or lower --k")
     _check_policy_specs(cfg)
+    from phi_eval.prompts import check_system_prompt
+
+    check_system_prompt(cfg.prompt_format, cfg.system_prompt)  # before minutes of model loading
     task, problems, source = load_problems(cfg)
     run_dir = _run_dir(cfg)
     if not is_main_process():  # under accelerate launch / torchrun: generate our share, write nothing
@@ -373,8 +412,9 @@ def run(cfg: RunConfig, *, evaluate: bool = True) -> Path:
     if evaluate:
         _preflight(cfg)
     generator = get_generator(cfg, problems)
-    run_dir = _open_run(cfg, _config_record(cfg, task, source, generator), run_dir)
-    samples = generate_samples(cfg, task, problems, run_dir, generator)
+    setup = prompt_setup_of(cfg, task, generator)
+    run_dir = _open_run(cfg, _config_record(cfg, task, source, generator, setup), run_dir)
+    samples = generate_samples(cfg, task, problems, run_dir, generator, setup=setup)
     if evaluate:
         evaluate_samples(cfg, task, problems, samples, run_dir)
     else:

@@ -6,6 +6,9 @@ The raw text is what the model wrote after the prompt (the prompt itself is neve
 3. inside a fence (phi-1.5's prompt opens one, or step 1 found one) the text ends at the closing ```;
 4. the text ends at the earliest stop sequence (MBPP's 3-shot answer ends at "[DONE]");
 5. trailing whitespace goes, leaving one newline. Leading whitespace stays: it is the body's indent.
+
+Chat formats (chat, phi-2-chat) answer in prose with code blocks: `chat_program` cuts the answer at
+its stop sequences and extracts the whole program it means (phi_eval/sanitize.py).
 """
 
 from __future__ import annotations
@@ -60,3 +63,14 @@ def postprocess(raw: str, stop: Sequence[str], fmt: str, *, echo: str | None = N
     text = cut_at_stop(text, stop)
     text = text.rstrip()
     return text + "\n" if text else ""
+
+
+def chat_program(
+    raw: str, stop: Sequence[str], entry_point: str | None, tests: Sequence[str] = (), context: str = ""
+) -> str:
+    """The program in a chat answer: the code block holding the entry point (HumanEval's, or the
+    functions MBPP's tests call), its imports and helpers. `context`: the problem's own code."""
+    from phi_eval.sanitize import entry_points_of, extract_program
+
+    answer = cut_at_stop(raw.replace("\r\n", "\n"), stop)
+    return extract_program(answer, entry_points_of(entry_point, tests), context=context)

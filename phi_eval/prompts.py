@@ -4,6 +4,10 @@
 - phi-1.5:  the same code inside an opened ```python fence; the model closes the fence when done.
 - phi-2:    the code format (as phi-1); `phi-2-qa` is its "Instruct: ...\\nOutput:" format.
 - plain:    the problem's prompt as it is, for any other causal LM.
+- chat:     instruct/chat models (Phi-3, Phi-3.5, Phi-4-mini): the task as a user message with
+            EvalPlus's instruction, rendered by the tokenizer's own chat template (phi_eval/chat.py);
+            the answer is prose with code blocks, so its program is extracted (phi_eval/sanitize.py).
+- phi-2-chat: phi-2's card chat format, "Alice: <task>\nBob:", extracted the same way.
 
 Templates come from the task file's `[prompts]` table (placeholders {prompt}, {text}, {tests}),
 falling back to DEFAULT_TEMPLATES, so a task variant can change a format without code.
@@ -19,12 +23,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from phi_eval.errors import PhiEvalError
 from phi_eval.tasks import Problem, Task
 
-FORMATS = ("auto", "phi-1", "phi-1.5", "phi-2", "phi-2-qa", "plain")
+FORMATS = ("auto", "phi-1", "phi-1.5", "phi-2", "phi-2-qa", "plain", "chat", "phi-2-chat")
+# Formats whose answer is a chat reply: a whole program is extracted from it, and generation ends
+# at the end of the turn (EOS, the template's end-of-turn token, CHAT_STOP), never at the base
+# formats' stop sequences, which would cut a reply at its first "\ndef " or "\n```".
+CHAT_FORMATS = ("chat", "phi-2-chat")
+CHAT_STOP: dict[str, tuple[str, ...]] = {"chat": (), "phi-2-chat": ("\nAlice:",)}
+# EvalPlus's instruction prompt (evalplus 0.3.1, codegen.py), the same for HumanEval and MBPP.
+CHAT_INSTRUCTION = (
+    "Please provide a self-contained Python script that solves the following problem in a markdown code block:"
+)
 MBPP_STYLES = ("docstring", "3-shot")
 MBPP_SHOT_IDS = ("Mbpp/2", "Mbpp/3", "Mbpp/4")  # the examples the community 3-shot format uses
 
@@ -37,6 +52,9 @@ DEFAULT_TEMPLATES: dict[str, str] = {
     # The code is repeated after "Output:" so the model continues the body, as in the code format.
     "phi-2-qa": "Instruct: Complete the following Python function.\n{prompt}Output:\n{prompt}",
     "plain": "{prompt}",
+    # {prompt} is stripped for the chat formats (as EvalPlus strips the task prompt).
+    "chat": CHAT_INSTRUCTION + "\n```\n{prompt}\n```\n",
+    "phi-2-chat": "Alice: " + CHAT_INSTRUCTION + "\n```\n{prompt}\n```\nBob:",
 }
 
 MBPP_SHOT_TEMPLATE = (
@@ -47,15 +65,22 @@ MBPP_SHOT_TEMPLATE = (
 _PHI_15 = re.compile(r"phi[-_]?1[._]5(?!\d)")
 _PHI_1 = re.compile(r"phi[-_]?1(?![\d._])")
 _PHI_2 = re.compile(r"phi[-_]?2(?!\d)")
+_INSTRUCT = re.compile(r"instruct|chat")
 
 
-def resolve_format(fmt: str, model_name: str) -> str:
-    """`auto` picks the family from the model's id or folder name; anything else is checked and kept."""
+def resolve_format(fmt: str, model_name: str, *, chat_template: bool = False) -> str:
+    """`auto` picks the format from the model's id or folder name; anything else is checked and kept.
+
+    `chat_template`: the model's tokenizer carries one. A model with a template whose name says
+    instruct or chat is prompted through it (`chat`); a base model with a template is not.
+    """
     if fmt not in FORMATS:
         raise PhiEvalError(f"unknown prompt format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if fmt != "auto":
         return fmt
     name = Path(str(model_name).rstrip("/")).name.lower() or str(model_name).lower()
+    if chat_template and _INSTRUCT.search(name):
+        return "chat"
     if _PHI_15.search(name):
         return "phi-1.5"
     if _PHI_1.search(name):
@@ -106,6 +131,7 @@ def build_prompt(
 ) -> str:
     """The text the model continues. `fmt` must be resolved already (see resolve_format).
 
+    For `chat` it is the user message, which phi_eval.chat.render wraps in the model's template.
     For MBPP problems (entry_point is None) `mbpp_style` defaults to the task's
     `generation.prompt_style`; "3-shot" needs `shots` (see load_mbpp_shots).
     """
@@ -119,12 +145,19 @@ def build_prompt(
         if style not in MBPP_STYLES:
             raise PhiEvalError(f"unknown MBPP prompt style {style!r}; choose one of {', '.join(MBPP_STYLES)}")
         if style == "3-shot":
+            if fmt in CHAT_FORMATS:
+                raise PhiEvalError(
+                    f"the 3-shot MBPP prompt is a completion format and cannot be used with --prompt-format "
+                    f"{fmt}; use --mbpp-prompt docstring"
+                )
             if not shots:
                 raise PhiEvalError("the 3-shot MBPP style needs its example problems (MBPP tasks 2, 3, 4)")
             return mbpp_fewshot_prompt(problem, shots)
         base = mbpp_docstring_prompt(problem)
     else:
         base = problem.prompt
+    if fmt in CHAT_FORMATS:
+        base = base.strip()
     template = task.prompts.get(fmt, DEFAULT_TEMPLATES[fmt])
     try:
         return template.format_map({"prompt": base, "text": problem.prompt, "tests": tests})
@@ -133,3 +166,64 @@ def build_prompt(
             f"task {task.name}: prompt template for {fmt!r} is malformed ({exc}); "
             "use only {prompt}, {text}, {tests} and double other braces"
         ) from None
+
+
+@dataclass(frozen=True)
+class PromptSetup:
+    """The resolved prompt format of a run and what follows from it (recorded in config.json)."""
+
+    fmt: str
+    stop: tuple[str, ...]  # stop sequences of the generated text
+    stop_tokens: tuple[str, ...] = ()  # special tokens that end a row as EOS does
+    system_prompt: str | None = None
+    chat_template_sha256: str | None = None
+    tokenizer: Any = None  # renders `chat` prompts
+
+    @property
+    def is_chat(self) -> bool:
+        return self.fmt in CHAT_FORMATS
+
+    def record(self) -> dict[str, Any]:
+        return {"format": self.fmt, "stop": list(self.stop), "stop_tokens": list(self.stop_tokens),
+                "system_prompt": self.system_prompt, "chat_template_sha256": self.chat_template_sha256}
+
+
+def check_system_prompt(fmt: str, system_prompt: str | None) -> None:
+    """A system prompt is only for the chat formats (`auto` is judged once resolved)."""
+    if system_prompt is not None and not system_prompt.strip():
+        raise PhiEvalError("--system-prompt is empty; give it some text or leave it out")
+    if system_prompt and fmt not in (*CHAT_FORMATS, "auto"):
+        raise PhiEvalError(f"--system-prompt needs a chat format (--prompt-format chat or phi-2-chat), not {fmt!r}")
+
+
+def prompt_setup(task: Task, fmt: str, model_name: str, tokenizer: Any = None,
+                 system_prompt: str | None = None) -> PromptSetup:
+    """Resolve `fmt` (auto looks at the name and whether the tokenizer has a chat template) and
+    pick the stops: a chat reply ends with its turn (EOS, the template's end-of-turn token), a base
+    format's completion at the task's stop sequences."""
+    from phi_eval.chat import chat_template, end_of_turn_tokens, template_sha256
+
+    has_template = tokenizer is not None and chat_template(tokenizer) is not None
+    fmt = resolve_format(fmt, model_name, chat_template=has_template)
+    check_system_prompt(fmt, system_prompt)
+    if fmt == "chat":
+        if not has_template:
+            raise PhiEvalError(
+                "--prompt-format chat needs a tokenizer with a chat template and this model's has none; "
+                "use a base format (phi-1, phi-2, plain) or phi-2-chat"
+            )
+        return PromptSetup(fmt, CHAT_STOP[fmt], end_of_turn_tokens(tokenizer), system_prompt,
+                           template_sha256(tokenizer), tokenizer)
+    if fmt in CHAT_FORMATS:
+        return PromptSetup(fmt, CHAT_STOP[fmt], (), system_prompt)
+    return PromptSetup(fmt, tuple(task.stop))
+
+
+def render_prompt(setup: PromptSetup, text: str) -> str:
+    """The prompt the model sees for build_prompt's `text`: for `chat` the user message rendered by
+    the tokenizer's template (with the system prompt), for `phi-2-chat` after the system prompt's line."""
+    if setup.fmt == "chat":
+        from phi_eval.chat import render
+
+        return render(setup.tokenizer, text, setup.system_prompt)
+    return f"{setup.system_prompt}\n{text}" if setup.system_prompt else text

@@ -49,6 +49,7 @@ class TrainConfig:
     resume_from: Path | None = None
     checkpoint_every: int = 0
     prompt_format: str = "auto"
+    system_prompt: str | None = None  # chat formats only
     warmup_steps: int = 0
     weight_decay: float = 0.0
     max_length: int = 1024
@@ -92,19 +93,40 @@ def completion_for(prompt: str, solution: str) -> str:
     return text
 
 
+def chat_answer(program: str) -> str:
+    """The assistant's answer a chat example teaches: the whole program in a ```python block, the
+    shape the chat formats' extraction reads back (phi_eval/sanitize.py)."""
+    return f"```python\n{program.strip()}\n```"
+
+
 def task_examples(
-    task_name: str, split: str, data: Path | None, fmt: str
+    task_name: str, split: str, data: Path | None, fmt: str, tokenizer: Any = None, system_prompt: str | None = None
 ) -> tuple[list[Example], dict[str, Any]]:
-    """A benchmark split as exercises: prompt = build_prompt(task, problem, fmt), completion = its reference."""
-    from phi_eval.prompts import build_prompt
+    """A benchmark split as exercises: prompt = build_prompt(task, problem, fmt), completion = its reference.
+
+    Chat formats: the prompt is the rendered conversation up to the assistant's turn, exactly as
+    `run` renders it, and the completion is the answer (the whole program in a code block) followed
+    by what the template writes after an answer (Phi-3: <|end|>), so the model learns to end its turn."""
+    from phi_eval.prompts import CHAT_FORMATS, build_prompt
     from phi_eval.tasks import get_task
 
     task = get_task(task_name)
     problems, source = task.load(data, split)
     examples = []
     for p in problems:
-        prompt = build_prompt(task, p, fmt)
-        examples.append(Example(prompt, completion_for(prompt, p.reference), p.task_id, p.task_id))
+        text = build_prompt(task, p, fmt)
+        if fmt == "chat":
+            from phi_eval.chat import render_exchange
+
+            program = p.reference if p.completion_is_program else p.prompt + p.reference
+            prompt, completion = render_exchange(tokenizer, text, chat_answer(program), system_prompt)
+        elif fmt in CHAT_FORMATS:
+            program = p.reference if p.completion_is_program else p.prompt + p.reference
+            prompt = f"{system_prompt}\n{text}" if system_prompt else text
+            completion = " " + chat_answer(program) + "\n"
+        else:
+            prompt, completion = text, completion_for(text, p.reference)
+        examples.append(Example(prompt, completion, p.task_id, p.task_id))
     return examples, {"origin": "task", "task": task.name, **asdict(source)}
 
 
@@ -166,9 +188,9 @@ def encode(tokenizer: Any, example: Example, max_length: int) -> dict[str, list[
     Too long: the prompt loses tokens from its start first, then the completion from its end.
     """
     prompt_ids = tokenizer(example.prompt, add_special_tokens=False)["input_ids"]
-    completion_ids = tokenizer(example.completion, add_special_tokens=False)["input_ids"] + [
-        tokenizer.eos_token_id
-    ]
+    completion_ids = tokenizer(example.completion, add_special_tokens=False)["input_ids"]
+    if not completion_ids or completion_ids[-1] != tokenizer.eos_token_id:  # a chat template may end with EOS
+        completion_ids.append(tokenizer.eos_token_id)
     room = max_length - len(completion_ids)
     if room < len(prompt_ids):
         prompt_ids = prompt_ids[len(prompt_ids) - max(room, 0) :] if room > 0 else []
@@ -293,14 +315,41 @@ def _jsonable(value: Any) -> Any:
 # ---------------------------------------------------------------- the loop
 
 
-def load_examples(cfg: TrainConfig, fmt: str) -> tuple[list[Example], dict[str, Any]]:
+def load_examples(cfg: TrainConfig, fmt: str, tokenizer: Any = None) -> tuple[list[Example], dict[str, Any]]:
     if cfg.train_file is not None:
         return file_examples(cfg.train_file)
     if cfg.task is None:
         raise PhiEvalError(
             "no training data: pass --task mbpp --split train [--data PATH] or --train-file FILE.jsonl"
         )
-    return task_examples(cfg.task, cfg.split, cfg.data, fmt)
+    return task_examples(cfg.task, cfg.split, cfg.data, fmt, tokenizer, cfg.system_prompt)
+
+
+def load_tokenizer(model: str) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(model)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PhiEvalError(f"cannot load model {model!r}: {first}; pass a local folder or a hub name") from None
+
+
+def resolve_train_format(cfg: TrainConfig, tokenizer: Any) -> str:
+    """The prompt format to train in: `auto` as `run` resolves it (chat for an instruct model with a
+    chat template), so the checkpoint is evaluated in the format it learned."""
+    from phi_eval.chat import chat_template
+    from phi_eval.prompts import check_system_prompt, resolve_format
+
+    has_template = chat_template(tokenizer) is not None
+    fmt = resolve_format(cfg.prompt_format, cfg.model, chat_template=has_template)
+    check_system_prompt(fmt, cfg.system_prompt)
+    if fmt == "chat" and not has_template:
+        raise PhiEvalError(
+            "--prompt-format chat needs a tokenizer with a chat template and this model's has none; "
+            "use a base format (phi-1, phi-2, plain) or phi-2-chat"
+        )
+    return fmt
 
 
 def guard(
@@ -374,10 +423,9 @@ def train(cfg: TrainConfig, echo: Any = None) -> TrainResult:
     checkpoint = find_checkpoint(cfg.resume_from) if cfg.resume_from is not None else None
     prepare_out(cfg)
 
-    from phi_eval.prompts import resolve_format
-
-    fmt = resolve_format(cfg.prompt_format, cfg.model)
-    examples, source = load_examples(cfg, fmt)
+    tokenizer = load_tokenizer(cfg.model)
+    fmt = resolve_train_format(cfg, tokenizer)
+    examples, source = load_examples(cfg, fmt, tokenizer)
     examples, contamination = guard(cfg, examples, source, echo)
 
     from accelerate import Accelerator
@@ -412,13 +460,13 @@ def _train(
     import torch
     from accelerate.utils import set_seed
     from torch.utils.data import DataLoader
-    from transformers import AutoModelForCausalLM, AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers import AutoModelForCausalLM, get_linear_schedule_with_warmup
 
     digest = examples_digest(examples)
 
     set_seed(cfg.seed)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+        tokenizer = load_tokenizer(cfg.model)
         model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -467,8 +515,11 @@ def _train(
         cfg.out.mkdir(parents=True, exist_ok=True)
         carry_log(cfg, checkpoint, state["step"])
         config_doc = {k: _jsonable(v) for k, v in asdict(cfg).items()}
+        from phi_eval.chat import template_sha256
+
         config_doc.update(
             prompt_format=fmt,
+            chat_template_sha256=template_sha256(tokenizer) if fmt == "chat" else None,
             data_source=source,
             data_sha256=digest,
             examples=len(rows),

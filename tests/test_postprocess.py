@@ -203,3 +203,33 @@ def test_idempotent_on_its_output() -> None:
     for _, raw, stop, fmt, echo, _ in CASES:
         once = postprocess(raw, stop, fmt, echo=echo)
         assert postprocess(once, stop, "phi-1") == once
+
+
+# ---------------------------------------------------------------- chat answers
+
+
+def test_chat_answer_is_cut_at_the_next_alice_turn_then_extracted() -> None:
+    from phi_eval.postprocess import chat_program
+    from phi_eval.prompts import CHAT_STOP
+
+    raw = (" Sure, Alice.\n```python\ndef add(a, b):\n    return a + b\n```\nAlice: And a def in the next turn?\n"
+           "Bob:\n```python\ndef add(a, b):\n    return a - b\n```")
+    assert chat_program(raw, CHAT_STOP["phi-2-chat"], "add") == "def add(a, b):\n    return a + b\n"
+
+
+def test_chat_answer_is_not_cut_by_the_base_formats_stops() -> None:
+    from phi_eval.postprocess import chat_program
+    from phi_eval.prompts import CHAT_STOP
+
+    raw = "```python\nimport math\n\n# helper first\ndef r(x):\n    return math.sqrt(x)\n\ndef area(x):\n    return r(x) ** 2\n```"
+    program = chat_program(raw, CHAT_STOP["chat"], "area")
+    assert program == "import math\n\n\ndef r(x):\n    return math.sqrt(x)\n\n\ndef area(x):\n    return r(x) ** 2\n"
+    assert postprocess(raw, HE_STOP, "plain") != program  # the base path would stop at "\n#"
+
+
+def test_mbpp_chat_answer_uses_the_functions_its_tests_call() -> None:
+    from phi_eval.postprocess import chat_program
+
+    raw = "Here:\n```python\ndef helper(s):\n    return s[::-1]\n\ndef rev(s):\n    return helper(s)\n\nprint(rev('ab'))\n```"
+    program = chat_program(raw, (), None, ('assert rev("ab") == "ba"',))
+    assert program == "def helper(s):\n    return s[::-1]\n\n\ndef rev(s):\n    return helper(s)\n"

@@ -138,3 +138,46 @@ def test_explicit_format_wins_and_unknown_fails() -> None:
 def test_build_prompt_refuses_unresolved(he2: Problem) -> None:
     with pytest.raises(PhiEvalError, match="resolve"):
         build_prompt(get_task("humaneval"), he2, "auto")
+
+
+# ---------------------------------------------------------------- chat formats
+
+EVALPLUS_INSTRUCTION = (
+    "Please provide a self-contained Python script that solves the following problem in a markdown code block:"
+)
+MBPP_LIKE = Problem(task_id="Mbpp/900", prompt="Write a function to add two numbers.", tests="assert add(1, 2) == 3",
+                    entry_point=None, reference="def add(a, b):\n    return a + b\n",
+                    test_list=("assert add(1, 2) == 3",), completion_is_program=True)
+
+
+def test_chat_user_message_is_evalplus_instruction_prompt(he2: Problem) -> None:
+    # evalplus 0.3.1 provider/utility.py: f"{instruction_prefix}\n```\n{task_prompt.strip()}\n```\n"
+    expected = f"{EVALPLUS_INSTRUCTION}\n```\n{he2.prompt.strip()}\n```\n"
+    assert build_prompt(get_task("humaneval"), he2, "chat") == expected
+    mbpp = build_prompt(get_task("mbpp"), MBPP_LIKE, "chat")
+    assert mbpp == f'{EVALPLUS_INSTRUCTION}\n```\n"""\nWrite a function to add two numbers.\nassert add(1, 2) == 3\n"""\n```\n'
+
+
+def test_phi2_chat_is_the_cards_alice_bob_format(he2: Problem) -> None:
+    text = build_prompt(get_task("humaneval"), he2, "phi-2-chat")
+    assert text == f"Alice: {EVALPLUS_INSTRUCTION}\n```\n{he2.prompt.strip()}\n```\nBob:"
+
+
+@pytest.mark.parametrize(
+    ("model", "template", "expected"),
+    [
+        ("microsoft/Phi-3-mini-4k-instruct", True, "chat"),
+        ("microsoft/Phi-3.5-mini-instruct", True, "chat"),
+        ("microsoft/Phi-4-mini-instruct", True, "chat"),
+        ("./ckpt/my-phi-chat", True, "chat"),
+        ("microsoft/Phi-3-mini-4k-instruct", False, "plain"),  # no template: nothing to render with
+        ("microsoft/phi-2", True, "phi-2"),  # a base model with a template stays a base model
+    ],
+)
+def test_auto_picks_chat_for_instruct_models_with_a_template(model: str, template: bool, expected: str) -> None:
+    assert resolve_format("auto", model, chat_template=template) == expected
+
+
+def test_chat_refuses_the_few_shot_mbpp_prompt() -> None:
+    with pytest.raises(PhiEvalError, match="3-shot MBPP prompt is a completion format"):
+        build_prompt(get_task("mbpp"), MBPP_LIKE, "chat", mbpp_style="3-shot", shots=[MBPP_LIKE])

@@ -36,7 +36,8 @@ TopP = Annotated[float, typer.Option(help="Nucleus sampling p.")]
 MaxNew = Annotated[int | None, typer.Option(help="New tokens per sample (default: the task's).")]
 Batch = Annotated[int | None, typer.Option(help="Batch size (default: automatic, backs off on out-of-memory).")]
 Seed = Annotated[int, typer.Option(help="Random seed; the same seed repeats a run.")]
-PromptFormat = Annotated[str, typer.Option(help="auto, phi-1, phi-1.5, phi-2, phi-2-qa or plain.")]
+PromptFormat = Annotated[str, typer.Option(help="auto, phi-1, phi-1.5, phi-2, phi-2-qa, plain, chat (the tokenizer's chat template) or phi-2-chat.")]
+SystemPrompt = Annotated[str | None, typer.Option(help="System message for the chat formats (chat, phi-2-chat).")]
 MbppPrompt = Annotated[str, typer.Option(help="MBPP prompt: docstring (default) or 3-shot.")]
 Dtype = Annotated[str, typer.Option(help="auto, float16, bfloat16 or float32.")]
 Backend = Annotated[str, typer.Option(help="hf (transformers) or vllm (optional extra, GPU).")]
@@ -64,7 +65,7 @@ def run(
     docker_host: DockerHost = None, resume: Resume = False, force: Force = False,
     temperature: Temperature = None, top_p: TopP = 0.95, max_new_tokens: MaxNew = None, batch_size: Batch = None,
     seed: Seed = 1234, prompt_format: PromptFormat = "auto", mbpp_prompt: MbppPrompt = "docstring",
-    dtype: Dtype = "auto", backend: Backend = "hf", revision: Revision = None,
+    system_prompt: SystemPrompt = None, dtype: Dtype = "auto", backend: Backend = "hf", revision: Revision = None,
     fail_on: FailOn = None, min_allowed_imports_rate: MinAllowed = None, max_security_flag_rate: MaxFlag = None,
     allowed_imports: Allowed = None, name: Name = None,
 ) -> None:
@@ -75,7 +76,7 @@ def run(
         task=task, model=model, name=name, n=n, ks=_ks(k), limit=limit, data=data, split=split, out=out, workers=workers,
         timeout_s=timeout, sandbox=sandbox, docker_hosts=tuple(docker_host or ()), resume=resume, force=force,
         temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed,
-        prompt_format=prompt_format, mbpp_prompt=mbpp_prompt, dtype=dtype, backend=backend, revision=revision,
+        prompt_format=prompt_format, mbpp_prompt=mbpp_prompt, system_prompt=system_prompt, dtype=dtype, backend=backend, revision=revision,
         fail_on=tuple(fail_on or ()), min_allowed_imports_rate=min_allowed_imports_rate,
         max_security_flag_rate=max_security_flag_rate, allowed_imports=_csv(allowed_imports),
     ))
@@ -88,7 +89,7 @@ def generate(
     out: Out = None, resume: Resume = False, force: Force = False,
     temperature: Temperature = None, top_p: TopP = 0.95, max_new_tokens: MaxNew = None, batch_size: Batch = None,
     seed: Seed = 1234, prompt_format: PromptFormat = "auto", mbpp_prompt: MbppPrompt = "docstring",
-    dtype: Dtype = "auto", backend: Backend = "hf", revision: Revision = None,
+    system_prompt: SystemPrompt = None, dtype: Dtype = "auto", backend: Backend = "hf", revision: Revision = None,
 ) -> None:
     """Sample completions into samples.jsonl (no execution); `evaluate` or `run --resume` scores them."""
     from phi_eval.pipeline import run as run_pipeline
@@ -96,7 +97,7 @@ def generate(
     run_pipeline(RunConfig(
         task=task, model=model, n=n, limit=limit, data=data, split=split, out=out, resume=resume, force=force,
         temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed,
-        prompt_format=prompt_format, mbpp_prompt=mbpp_prompt, dtype=dtype, backend=backend, revision=revision,
+        prompt_format=prompt_format, mbpp_prompt=mbpp_prompt, system_prompt=system_prompt, dtype=dtype, backend=backend, revision=revision,
     ), evaluate=False)
 
 

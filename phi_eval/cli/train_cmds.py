@@ -53,8 +53,14 @@ def train_cmd(
         int, typer.Option(help="Save DIR/checkpoints/step-N every K steps (0: never).")
     ] = 0,
     prompt_format: Annotated[
-        str, typer.Option(help="Prompt format the model is evaluated with (auto: from the model name).")
+        str,
+        typer.Option(
+            help="Prompt format the model is evaluated with (auto: from the model name; chat: its chat template)."
+        ),
     ] = "auto",
+    system_prompt: Annotated[
+        str | None, typer.Option(help="System message for the chat formats; `run` uses it for the checkpoint.")
+    ] = None,
     warmup_steps: Annotated[int, typer.Option(help="Linear warmup steps.")] = 0,
     weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = 0.0,
     max_length: Annotated[
@@ -94,6 +100,7 @@ def train_cmd(
         resume_from=resume_from,
         checkpoint_every=checkpoint_every,
         prompt_format=prompt_format,
+        system_prompt=system_prompt,
         warmup_steps=warmup_steps,
         weight_decay=weight_decay,
         max_length=max_length,

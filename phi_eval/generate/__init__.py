@@ -34,6 +34,10 @@ class SamplingParams:
     max_new_tokens: int = 512
     seed: int = 1234
     stop: tuple[str, ...] = ()
+    # Chat formats: special tokens that end a row as EOS does (the template's end-of-turn, e.g.
+    # Phi-3's <|end|>), and prompts rendered by a chat template (whose own BOS, if any, is not doubled).
+    stop_tokens: tuple[str, ...] = ()
+    templated: bool = False
     batch_size: int | None = None  # None: automatic, backing off on out-of-memory
 
 

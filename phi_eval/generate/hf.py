@@ -457,6 +457,16 @@ class HFGenerator:
                 ids.update(int(i) for i in source)
         return ids
 
+    def token_ids(self, tokens: Sequence[str]) -> set[int]:
+        """Ids of special tokens named by their text (the chat template's end-of-turn); unknown: error."""
+        ids: set[int] = set()
+        for token in tokens:
+            found = self.tokenizer.convert_tokens_to_ids(token)
+            if not isinstance(found, int) or self.tokenizer.convert_ids_to_tokens(found) != token:
+                raise PhiEvalError(f"stop token {token!r} is not in the tokenizer of {self.model_name}")
+            ids.add(found)
+        return ids
+
     def info(self) -> dict[str, Any]:
         """What config.json records about the model and where it ran."""
         import torch
@@ -494,7 +504,7 @@ class HFGenerator:
             raise PhiEvalError("temperature must be >= 0 and top_p in (0, 1]")
         if params.batch_size is not None and params.batch_size < 1:
             raise PhiEvalError("--batch-size must be at least 1")
-        items = self._tokenize(requests, params.max_new_tokens)
+        items = self._tokenize(requests, params.max_new_tokens, templated=params.templated)
         start = (
             params.batch_size
             or self._auto_batch
@@ -532,11 +542,21 @@ class HFGenerator:
             self.state.wait_for_everyone()
 
     def _tokenize(
-        self, requests: Sequence[GenRequest], max_new_tokens: int
+        self, requests: Sequence[GenRequest], max_new_tokens: int, *, templated: bool = False
     ) -> list[tuple[GenRequest, list[int]]]:
-        """(request, prompt ids), longest first; samples of one prompt stay next to each other."""
+        """(request, prompt ids), longest first; samples of one prompt stay next to each other.
+
+        `templated`: prompts rendered by a chat template. One that starts with the BOS token's text
+        (a template with {{ bos_token }}) is tokenised without special tokens, so it gets no second
+        BOS; one that does not (Phi-3's template leaves BOS to the tokenizer) gets the tokenizer's."""
         prompts = list(dict.fromkeys(r.prompt for r in requests))
-        ids = dict(zip(prompts, self.tokenizer(prompts, add_special_tokens=True)["input_ids"], strict=True))
+        bos = self.tokenizer.bos_token if templated else None
+        ids: dict[str, list[int]] = {}
+        for plain in (True, False):
+            group = [p for p in prompts if (bool(bos) and p.startswith(bos)) != plain]
+            if group:
+                encoded = self.tokenizer(group, add_special_tokens=plain)["input_ids"]
+                ids.update(zip(group, encoded, strict=True))
         order = {p: i for i, p in enumerate(prompts)}
         items = [(r, ids[r.prompt]) for r in requests]
         items.sort(key=lambda it: (-len(it[1]), order[it[0].prompt], it[0].completion_id))
@@ -625,6 +645,7 @@ class HFGenerator:
                     f"a batch of {len(chunk)} x {width + params.max_new_tokens} tokens needs about "
                     f"{_human_bytes(need)}, over the {_human_bytes(self.memory_limit)} budget"
                 )
+        end_ids = self.eos_ids | self.token_ids(params.stop_tokens)
         input_ids = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(chunk), width), dtype=torch.long)
         for row, (_, ids) in enumerate(chunk):
@@ -636,13 +657,13 @@ class HFGenerator:
             num_beams=1,
             use_cache=True,
             pad_token_id=self.pad_id,
-            eos_token_id=sorted(self.eos_ids) or None,
+            eos_token_id=sorted(end_ids) or None,
         )
         processors = LogitsProcessorList()
         if params.temperature > 0:
             seeds = [_sample_seed(params.seed, req.task_id, req.completion_id) for req, _ in chunk]
             processors.append(_RowSampler(seeds, params.temperature, params.top_p))
-        stopper = _StopOnText(self.tokenizer, params.stop, width, self.eos_ids)
+        stopper = _StopOnText(self.tokenizer, params.stop, width, end_ids)
         try:
             with torch.inference_mode():
                 extra = {}
@@ -671,7 +692,7 @@ class HFGenerator:
         outputs = []
         for (req, _), toks in zip(chunk, new_tokens, strict=True):
             for j, tok in enumerate(toks):
-                if tok in self.eos_ids or tok == self.pad_id:
+                if tok in end_ids or tok == self.pad_id:
                     toks = toks[:j]
                     break
             raw = self.tokenizer.decode(toks, skip_special_tokens=True, clean_up_tokenization_spaces=False)

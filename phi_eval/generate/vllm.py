@@ -57,6 +57,11 @@ class VLLMGenerator:
         except Exception as exc:  # noqa: BLE001 - engine start-up failures become one actionable line
             raise PhiEvalError(f"vLLM could not load {model}: {_first_line(exc)}") from None
 
+    @property
+    def tokenizer(self) -> Any:
+        """The engine's tokenizer (its chat template renders the `chat` format)."""
+        return self.llm.get_tokenizer()
+
     def info(self) -> dict[str, Any]:
         return {
             "backend": self.name,
@@ -78,6 +83,7 @@ class VLLMGenerator:
             top_p=1.0 if greedy else params.top_p,
             max_tokens=params.max_new_tokens,
             stop=list(params.stop) or None,
+            stop_token_ids=[self.tokenizer.convert_tokens_to_ids(t) for t in params.stop_tokens] or None,
             include_stop_str_in_output=True,
             seed=None if greedy else _sample_seed(params.seed, req.task_id, req.completion_id),
         )
@@ -91,8 +97,16 @@ class VLLMGenerator:
         """Generate every request once; `on_outputs` gets each finished chunk."""
         for lo in range(0, len(requests), CHUNK):
             chunk = list(requests[lo : lo + CHUNK])
+            # A chat-template prompt that starts with its own BOS gets no second one (as in the HF backend).
+            bos = self.tokenizer.bos_token if params.templated else None
+            prompts: list[Any] = [
+                {"prompt_token_ids": self.tokenizer(r.prompt, add_special_tokens=False)["input_ids"]}
+                if bos and r.prompt.startswith(bos)
+                else r.prompt
+                for r in chunk
+            ]
             results = self.llm.generate(
-                [r.prompt for r in chunk],
+                prompts,
                 [self._params(params, r) for r in chunk],
                 use_tqdm=self.show_progress,
             )
