@@ -391,6 +391,10 @@ class DockerExecutor:
             raise exc
         return [s for s in slots if s is not None]
 
+    def warm(self, memory_mb: int) -> None:
+        """Start the pool now for jobs of `memory_mb` (run() reuses it), e.g. while input is read."""
+        self._start_pool(self.memory_mb or max(DEFAULT_MEMORY_MB, memory_mb + RUNNER_OVERHEAD_MB))
+
     # -- running ------------------------------------------------------------------------------
     def _work(
         self,
