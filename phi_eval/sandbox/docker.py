@@ -16,6 +16,7 @@ import atexit
 import json
 import os
 import queue
+import select
 import socket
 import threading
 import time
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from phi_eval.errors import PhiEvalError
 from phi_eval.jobs import ExecJob, ExecResult
+from phi_eval.sandbox.parking import MAX_PARKED_PER_WORKER, NORMAL_SHARES, PARKED_SHARES, park_after_s
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -276,6 +278,24 @@ class _Slot:
             raise SandboxFault(f"runner answered for {result.id!r} while running {job.id!r}")
         return result
 
+    def answer_ready(self, timeout: float) -> bool:
+        """Whether a verdict line is there (or comes within `timeout` s), without consuming it."""
+        assert self.stream is not None
+        if b"\n" in self.stream.out:
+            return True
+        try:
+            return bool(select.select([self.stream.sock], [], [], max(0.0, timeout))[0])
+        except (OSError, ValueError):
+            return True  # let receive() find out what is wrong
+
+    def set_cpu_shares(self, shares: int) -> None:
+        """The container's CPU weight (cgroup cpu shares); a failure leaves it as it was."""
+        if self.container is not None:
+            try:
+                self.container.update(cpu_shares=shares)
+            except Exception:  # noqa: BLE001 - only scheduling is at stake, never a verdict
+                pass
+
     def oom_killed(self) -> bool:
         if self.container is None:
             return False
@@ -328,6 +348,11 @@ class DockerExecutor:
         self._lock = threading.Lock()
         self._closed = False
         self._pool_memory = 0
+        self._parked = 0  # slots running a parked sample (phi_eval/sandbox/parking.py)
+        self._spares: list[_Slot] = []  # started slots not serving a worker, for the next park
+        self._park_threads: list[threading.Thread] = []
+        self._starting_spare = False  # one spare is started ahead at a time
+        self.park = True
         atexit.register(self.close)
 
     # -- pool ---------------------------------------------------------------------------------
@@ -362,9 +387,11 @@ class DockerExecutor:
     def _start_pool(self, memory_mb: int) -> list[_Slot]:
         """Start all containers at once (in threads: each start is mostly waiting on the engine)."""
         if self._slots and self._pool_memory >= memory_mb:
-            return list(self._slots)
+            with self._lock:
+                return [s for s in self._slots if s not in self._spares][: self.workers]
         for slot in list(self._slots):
             self._drop(slot)
+        self._spares.clear()
         self._pool_memory = memory_mb
         slots: list[_Slot | None] = [None] * self.workers
         errors: list[BaseException] = []
@@ -403,17 +430,28 @@ class DockerExecutor:
         work: queue.SimpleQueue[ExecJob],
         done: queue.SimpleQueue[ExecResult | BaseException],
         stop: threading.Event,
+        parked: deque[ExecJob] | None = None,
+        parked_since: float = 0.0,
     ) -> None:
         """Feed one container from the shared queue, PIPELINE jobs deep, and recover from its faults.
 
         The next job is written while the runner works on the current one, so the runner never waits
         for a round trip. On a fault the oldest unanswered job is blamed: re-run once on a fresh
         container, then classified; the jobs queued behind it are re-sent without blame.
+
+        A head job still running past its park time (phi_eval/sandbox/parking.py) is left to finish
+        in its container at a low CPU weight, served by a thread of its own (`parked`: the jobs it
+        holds), while this worker goes on in a spare container.
         """
-        pending: deque[ExecJob] = deque()  # sent, unanswered, oldest first
+        pending: deque[ExecJob] = parked if parked is not None else deque()  # sent, unanswered, oldest first
         retry: deque[ExecJob] = deque()  # to send before anything from the shared queue
         blamed: dict[str, int] = {}
-        since = time.monotonic()  # when the runner started on pending[0]
+        since = parked_since if parked is not None else time.monotonic()  # when the runner started on pending[0]
+        restored = parked is None
+        # jobs queued behind a parked head started in a low-weight container (and, after a timeout,
+        # with the test process to start again): a timeout among them is ours, not theirs, so
+        # each gets one more run, at full weight
+        behind = {job.id for job in list(pending)[1:]} if parked is not None else set()
 
         def recover(fault: SandboxFault) -> None:
             nonlocal slot, since
@@ -460,8 +498,14 @@ class DockerExecutor:
                 if not pending:
                     if retry:
                         continue
+                    if parked is not None:
+                        self._unpark(slot)
                     return
                 head = pending[0]
+                if parked is None and self._may_park(head, slot, since):
+                    self._park_out(index, slot, pending, since, done, stop)
+                    slot, pending, since = self._spare_slot(index), deque(), time.monotonic()
+                    continue
                 try:
                     result = slot.receive(head, since + head.timeout_s + GRACE_S)
                 except SandboxFault as fault:
@@ -469,9 +513,70 @@ class DockerExecutor:
                     continue
                 pending.popleft()
                 since = time.monotonic()
+                if result.id in behind:
+                    behind.discard(result.id)
+                    if result.outcome == "timeout":
+                        retry.append(head)
+                        continue
                 done.put(result)
+                if not restored:  # the parked sample answered: what follows it runs at full weight
+                    slot.set_cpu_shares(NORMAL_SHARES)
+                    restored = True
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             done.put(exc)
+
+    # -- parking (phi_eval/sandbox/parking.py) ---------------------------------------------------
+    def _may_park(self, head: ExecJob, slot: _Slot, since: float) -> bool:
+        """Wait for `head` up to its park time; True (a place reserved) when it is to be parked."""
+        park_at = since + park_after_s(head)
+        if not self.park or park_at >= since + head.timeout_s:
+            return False
+        if slot.answer_ready(park_at - time.monotonic()):
+            return False
+        with self._lock:
+            if self._closed or self._parked >= MAX_PARKED_PER_WORKER * self.workers:
+                return False
+            self._parked += 1
+        return True
+
+    def _park_out(self, index: int, slot: _Slot, pending: deque[ExecJob], since: float,
+                  done: queue.SimpleQueue[ExecResult | BaseException], stop: threading.Event) -> None:
+        slot.set_cpu_shares(PARKED_SHARES)
+        thread = threading.Thread(
+            target=self._work, args=(index, slot, queue.SimpleQueue(), done, stop),
+            kwargs={"parked": pending, "parked_since": since}, daemon=True, name=f"phi-eval-parked-{index}",
+        )
+        with self._lock:
+            self._park_threads.append(thread)
+        thread.start()
+
+    def _spare_slot(self, index: int) -> _Slot:
+        """A started container for a worker whose own was parked; another is started in the
+        background for the next park, so a worker waits for a container start only the first time."""
+        with self._lock:
+            spare = self._spares.pop() if self._spares else None
+            more = not self._closed and not self._spares and not self._starting_spare
+            self._starting_spare = self._starting_spare or more
+        if more:
+            threading.Thread(target=self._start_spare, args=(index,), daemon=True).start()
+        return spare if spare is not None else self._new_slot(index)
+
+    def _start_spare(self, index: int) -> None:
+        try:
+            slot = self._new_slot(index)
+        except Exception:  # noqa: BLE001 - a spare is an optimisation; the next park starts its own
+            with self._lock:
+                self._starting_spare = False
+            return
+        with self._lock:
+            self._spares.append(slot)
+            self._starting_spare = False
+
+    def _unpark(self, slot: _Slot) -> None:
+        with self._lock:
+            self._parked -= 1
+            if not self._closed and slot in self._slots:
+                self._spares.append(slot)
 
     def run(self, jobs: Iterable[ExecJob], on_result: Callable[[ExecResult], None]) -> None:
         """Run every job; `on_result` is called on this thread as verdicts arrive (any order)."""
@@ -512,6 +617,10 @@ class DockerExecutor:
             self.close()  # Ctrl-C or an error: take every container down before leaving
             raise
         for t in threads:
+            t.join()
+        with self._lock:
+            parked, self._park_threads = self._park_threads, []
+        for t in parked:  # their last verdicts are in; they are handing their slots back
             t.join()
 
     def close(self) -> None:
