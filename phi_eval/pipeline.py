@@ -413,14 +413,20 @@ def evaluate_file(cfg: RunConfig, samples_path: Path) -> Path:
     _check_policy_specs(cfg)
     task, problems, source = load_problems(cfg)
     with Sidecar() as sidecar:
-        warm = WarmStart(cfg.sandbox, workers=cfg.workers, docker_hosts=list(cfg.docker_hosts),
-                         memory_mb=task.memory_mb)
+        # --resume may find everything done: the pool is then started only for what is left
+        warm = None if cfg.resume else WarmStart(cfg.sandbox, workers=cfg.workers,
+                                                 docker_hosts=list(cfg.docker_hosts), memory_mb=task.memory_mb)
         try:
             by_id = {p.task_id: p for p in problems}
             samples = read_samples(samples_path, by_id)
             run_dir = _run_dir(cfg)
             runfolder.check(run_dir, resume=cfg.resume, force=cfg.force)
-            warm.connected()  # no engine: one line, before anything is written
+            if warm is not None:
+                warm.connected()  # no engine: one line, before anything is written
+            else:
+                from phi_eval.sandbox import preflight
+
+                preflight(cfg.sandbox, docker_hosts=list(cfg.docker_hosts))
             covered = {s.task_id for s in samples}
             record = _config_record(cfg, task, source, None)
             record["samples_file"] = str(samples_path)
@@ -433,9 +439,10 @@ def evaluate_file(cfg: RunConfig, samples_path: Path) -> Path:
             if not samples_out.exists():
                 with runfolder.JsonlAppender(samples_out) as out:
                     out.write(s.to_json() for s in samples)
-            executor = warm.get()
+            executor = warm.get() if warm is not None else None
         except BaseException:
-            warm.close()
+            if warm is not None:
+                warm.close()
             raise
         evaluate_samples(cfg, task, problems, samples, run_dir, executor=executor, sidecar=sidecar)
     return run_dir

@@ -3,8 +3,7 @@
 Profiled on 1,640 HumanEval samples, the host process spent more time on its own work than on
 waiting for the sandbox: the model-card checks (bandit and the AST rules, ~1.3 ms a sample, run one
 by one as verdicts arrived, holding the GIL the sandbox's feeder threads need) and the report's
-pass@k plot (importing matplotlib alone is ~0.9 s). The sidecar is one forked process, at low CPU
-priority, that imports the checks and matplotlib while the sandbox executes, analyses every
+pass@k plot (importing matplotlib alone is ~0.9 s). The sidecar is one forked process that imports the checks and matplotlib while the sandbox executes, analyses every
 distinct (prompt, completion) once, ahead of execution, and finally draws the report. It computes
 nothing a verdict depends on: verdicts come only from the sandbox, and the check fields are the
 same function's output as before (`phi_eval.checks.analyze`), only computed elsewhere.
@@ -16,7 +15,6 @@ child inherits no lock held by another thread.
 from __future__ import annotations
 
 import multiprocessing
-import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -24,16 +22,8 @@ from pathlib import Path
 from typing import Any
 
 CHUNK = 32  # (prompt, completion) pairs per round trip: the pickling cost stays small
-NICE = 10  # the sidecar works in the sandbox's idle gaps; at the end nothing else is left to run
 
 Key = tuple[str, str]  # (prompt the completion continues, completion)
-
-
-def _init() -> None:
-    try:
-        os.nice(NICE)
-    except OSError:
-        pass
 
 
 def _analyze_chunk(keys: Sequence[Key], allowed: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -62,13 +52,13 @@ def _preload_checks() -> None:
 
 
 class Sidecar:
-    """Checks and the report in one low-priority process; every result comes back as a Future.
+    """Checks and the report in one process beside the command; every result comes back as a Future.
 
     Constructing it forks the process at once (a first task is queued), so create it before
     starting any thread."""
 
     def __init__(self) -> None:
-        self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"), initializer=_init)
+        self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
         self._pool.submit(_preload_checks)
         self._checks: dict[Key, tuple[Future, int]] = {}  # key -> (its chunk's future, place in it)
         self._uses: dict[Key, int] = {}  # samples still to take each key's fields
