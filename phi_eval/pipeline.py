@@ -10,7 +10,7 @@ import dataclasses
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,6 @@ from phi_eval import __version__, runfolder
 from phi_eval.config import RESUME_KEYS, RunConfig, git_commit, now_iso, package_versions
 from phi_eval.errors import PhiEvalError, PolicyFailed
 from phi_eval.generate import Generator, GenOutput, GenRequest, SamplingParams
-from phi_eval.jobs import ExecResult, build_job, job_id
 from phi_eval.metrics import default_ks, outcome_counts, run_pass_at_k
 from phi_eval.progress import progress_bar
 from phi_eval.prompts import PromptSetup
@@ -160,12 +159,14 @@ def is_main_process() -> bool:
 
 
 def generate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], run_dir: Path,
-                     generator: Generator, *, write: bool = True, setup: PromptSetup | None = None) -> list[Sample]:
+                     generator: Generator, *, write: bool = True, setup: PromptSetup | None = None,
+                     on_samples: Callable[[list[Sample]], None] | None = None) -> list[Sample]:
     """Draw n samples per problem into samples.jsonl, skipping what an earlier attempt finished.
 
     With write=False (a non-main process of a multi-process launch) only this process's share is
     generated; the main process gathers and writes everything. A chat format's sample is the
-    program extracted from the answer, marked is_program (scored whole, not after the prompt)."""
+    program extracted from the answer, marked is_program (scored whole, not after the prompt).
+    `on_samples` gets each batch once it is written (`run` executes it while the next is generated)."""
     from phi_eval.postprocess import chat_program, postprocess
 
     setup = setup or prompt_setup_of(cfg, task, generator)
@@ -230,6 +231,9 @@ def generate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], ru
                         record["raw"] = o.raw
                     records.append(record)
                 out.write(records)
+                if on_samples is not None:
+                    on_samples([Sample(r["task_id"], r["completion_id"], r["completion"], bool(r.get("is_program")))
+                                for r in records])
 
             generator.generate(requests, params, on_outputs)
     return [Sample(r["task_id"], r["completion_id"], r["completion"], bool(r.get("is_program")))
@@ -239,65 +243,55 @@ def generate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], ru
 # ---------------------------------------------------------------- evaluation
 
 
-def _analyze(task: Task, cfg: RunConfig, problem: Problem, sample: Sample, cache: dict) -> dict[str, Any]:
-    """Model-card checks on the completion alone (the prompt's own imports do not count)."""
-    from phi_eval.checks import analyze
-
-    prompt = "" if (sample.is_program or problem.completion_is_program) else problem.prompt
-    key = (prompt, sample.completion)
-    if key not in cache:
-        cache[key] = analyze(sample.completion, prompt=prompt, allowed=cfg.allowed_imports or task.allowed_imports)
-    return cache[key]
-
-
 def evaluate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], samples: Sequence[Sample],
-                     run_dir: Path) -> dict[str, Any]:
-    """Execute every sample in the sandbox, write results.jsonl, metrics.json and report.md."""
+                     run_dir: Path, *, executor: Any = None, sidecar: Any = None) -> dict[str, Any]:
+    """Execute every sample in the sandbox, write results.jsonl, metrics.json and report.md.
+
+    The model-card checks and the report run in a sidecar process while the sandbox executes
+    (phi_eval/sidecar.py); `executor` may be one already started (evaluate starts it while reading)."""
+    import contextlib
+
+    from phi_eval.execution import ResultWriter, check_key, execute
     from phi_eval.sandbox import get_executor
+    from phi_eval.sidecar import Sidecar
 
     by_id = {p.task_id: p for p in problems}
     results_path = run_dir / runfolder.RESULTS
     done = {(r["task_id"], r["completion_id"]) for r in runfolder.iter_jsonl(results_path)}
     todo = [s for s in samples if (s.task_id, s.completion_id) not in done]
-    sample_of = {job_id(s.task_id, s.completion_id): s for s in todo}
-    jobs = [
-        build_job(task, by_id[s.task_id], s.completion, s.completion_id, is_program=s.is_program or None,
-                  timeout_s=cfg.timeout_s)
-        for s in todo
-    ]
     if done:
-        console.print(f"resuming: {len(done)} results already in {results_path}, {len(jobs)} to run")
-    cache: dict = {}
+        console.print(f"resuming: {len(done)} results already in {results_path}, {len(todo)} to run")
     started = time.perf_counter()
-    if jobs:
-        with get_executor(cfg.sandbox, workers=cfg.workers, docker_hosts=list(cfg.docker_hosts)) as executor, \
-                runfolder.JsonlAppender(results_path) as out, _progress() as progress:
-            bar = progress.add_task("executing", total=len(jobs), status="")
-            passed = 0
+    with contextlib.ExitStack() as stack:
+        if sidecar is None:
+            sidecar = stack.enter_context(Sidecar())
+        if executor is not None:
+            stack.enter_context(executor)
+        if todo:
+            sidecar.submit_checks((check_key(by_id[s.task_id], s) for s in todo),
+                                  cfg.allowed_imports or task.allowed_imports)
+            sidecar.preload_plotting()
+            if executor is None:
+                executor = stack.enter_context(
+                    get_executor(cfg.sandbox, workers=cfg.workers, docker_hosts=list(cfg.docker_hosts)))
+            with runfolder.JsonlAppender(results_path) as out, _progress() as progress:
+                bar = progress.add_task("executing", total=len(todo), status="")
+                passed = 0
 
-            def on_result(result: ExecResult) -> None:
-                nonlocal passed
-                sample = sample_of[result.id]
-                record = {
-                    "task_id": sample.task_id,
-                    "completion_id": sample.completion_id,
-                    "completion": sample.completion,
-                    "passed": result.passed,
-                    "outcome": result.outcome,
-                    "duration_s": round(result.duration_s, 4),
-                    "detail": result.detail[:300],
-                    **_analyze(task, cfg, by_id[sample.task_id], sample, cache),
-                }
-                out.write([record])
-                passed += result.passed
-                progress.update(bar, advance=1, status=f"{passed} passed")
+                def on_record(record: dict[str, Any]) -> None:
+                    nonlocal passed
+                    passed += record["passed"]
+                    progress.update(bar, advance=1, status=f"{passed} passed")
 
-            executor.run(jobs, on_result)
-    return finish_run(cfg, task, problems, run_dir, elapsed_s=time.perf_counter() - started)
+                execute(executor, task, by_id, todo, ResultWriter(out, sidecar, by_id, on_record),
+                        timeout_s=cfg.timeout_s)
+        if executor is not None:
+            executor.close()  # the pool is not needed for the metrics and the report
+        return finish_run(cfg, task, problems, run_dir, elapsed_s=time.perf_counter() - started, sidecar=sidecar)
 
 
 def finish_run(cfg: RunConfig, task: Task, problems: Sequence[Problem], run_dir: Path,
-               elapsed_s: float) -> dict[str, Any]:
+               elapsed_s: float, sidecar: Any = None) -> dict[str, Any]:
     """Sort results, compute metrics, write metrics.json and report.md, print the summary, apply policies."""
     from phi_eval.checks.summary import summarize
 
@@ -325,9 +319,12 @@ def finish_run(cfg: RunConfig, task: Task, problems: Sequence[Problem], run_dir:
     }
     runfolder.write_json(run_dir / runfolder.METRICS, metrics)
     try:
-        from phi_eval.report import write_run_report
+        if sidecar is not None:
+            sidecar.write_report(run_dir).result()
+        else:
+            from phi_eval.report import write_run_report
 
-        write_run_report(run_dir)
+            write_run_report(run_dir)
     except Exception as exc:  # noqa: BLE001 - the numbers are written; a report problem must not hide them
         console.print(f"[yellow]warning:[/] report.md not written: {exc}")
     print_summary(metrics, run_dir)
@@ -387,12 +384,6 @@ def _check_policy_specs(cfg: RunConfig) -> None:
         parse_fail_on(list(cfg.fail_on))
 
 
-def _preflight(cfg: RunConfig) -> None:
-    from phi_eval.sandbox import preflight
-
-    preflight(cfg.sandbox, docker_hosts=list(cfg.docker_hosts))
-
-
 def run(cfg: RunConfig, *, evaluate: bool = True) -> Path:
     """`phi-eval run` (generate, then evaluate, in one folder) and `phi-eval generate` (evaluate=False)."""
     if cfg.n < 1:
@@ -410,15 +401,51 @@ def run(cfg: RunConfig, *, evaluate: bool = True) -> Path:
         return run_dir
     runfolder.check(run_dir, resume=cfg.resume, force=cfg.force)  # before minutes of model loading
     if evaluate:
-        _preflight(cfg)
+        return _generate_and_execute(cfg, task, problems, source, run_dir)
     generator = get_generator(cfg, problems)
     setup = prompt_setup_of(cfg, task, generator)
     run_dir = _open_run(cfg, _config_record(cfg, task, source, generator, setup), run_dir)
     samples = generate_samples(cfg, task, problems, run_dir, generator, setup=setup)
-    if evaluate:
-        evaluate_samples(cfg, task, problems, samples, run_dir)
-    else:
-        console.print(f"{len(samples)} samples in {run_dir / runfolder.SAMPLES}")
+    console.print(f"{len(samples)} samples in {run_dir / runfolder.SAMPLES}")
+    return run_dir
+
+
+def _generate_and_execute(cfg: RunConfig, task: Task, problems: Sequence[Problem], source: DataSource,
+                          run_dir: Path) -> Path:
+    """`run`: the sandbox starts while the model loads, and executes each generated batch while the
+    next is generated (phi_eval/overlap.py); the sidecar is forked before any thread or model."""
+    from phi_eval.overlap import Overlap
+    from phi_eval.sandbox.warm import WarmStart
+    from phi_eval.sidecar import Sidecar
+
+    with Sidecar() as sidecar:
+        warm = WarmStart(cfg.sandbox, workers=cfg.workers, docker_hosts=list(cfg.docker_hosts),
+                         memory_mb=task.memory_mb)
+        try:
+            warm.connected()  # no engine: one line, before the model loads
+            generator = get_generator(cfg, problems)
+            setup = prompt_setup_of(cfg, task, generator)
+            run_dir = _open_run(cfg, _config_record(cfg, task, source, generator, setup), run_dir)
+            executor = warm.get()
+        except BaseException:
+            warm.close()
+            raise
+        with executor:
+            started = time.perf_counter()
+            overlap = Overlap(task, {p.task_id: p for p in problems}, run_dir, executor, sidecar,
+                              allowed=tuple(cfg.allowed_imports or task.allowed_imports), timeout_s=cfg.timeout_s)
+            earlier = [Sample(r["task_id"], r["completion_id"], r["completion"], bool(r.get("is_program")))
+                       for r in runfolder.iter_jsonl(run_dir / runfolder.SAMPLES)]
+            if overlap.done and earlier:
+                console.print(f"resuming: {len(overlap.done)} results already in {run_dir / runfolder.RESULTS}")
+            overlap.submit(earlier)  # an earlier attempt's samples run while the rest is generated
+            samples = generate_samples(cfg, task, problems, run_dir, generator, setup=setup,
+                                       on_samples=overlap.submit)
+            overlap.submit(samples)  # nothing new unless a batch slipped past the hook
+            with _progress() as progress:
+                overlap.finish(progress)
+            executor.close()
+            finish_run(cfg, task, problems, run_dir, elapsed_s=time.perf_counter() - started, sidecar=sidecar)
     return run_dir
 
 
@@ -432,26 +459,47 @@ def _samples_name(samples_path: Path) -> str:
 
 
 def evaluate_file(cfg: RunConfig, samples_path: Path) -> Path:
-    """`phi-eval evaluate`: score a samples file made anywhere. Validates everything before writing."""
+    """`phi-eval evaluate`: score a samples file made anywhere. Validates everything before writing.
+
+    The sandbox starts on a thread while the samples are read and checked (phi_eval/sandbox/warm.py);
+    the checks' sidecar is forked first, before any thread exists."""
+    from phi_eval.sandbox.warm import WarmStart
+    from phi_eval.sidecar import Sidecar
+
     _check_policy_specs(cfg)
     cfg = dataclasses.replace(cfg, name=cfg.name or _samples_name(samples_path))
     task, problems, source = load_problems(cfg)
-    by_id = {p.task_id: p for p in problems}
-    samples = read_samples(samples_path, by_id)
-    run_dir = _run_dir(cfg)
-    runfolder.check(run_dir, resume=cfg.resume, force=cfg.force)
-    _preflight(cfg)
-    covered = {s.task_id for s in samples}
-    record = _config_record(cfg, task, source, None)
-    record["samples_file"] = str(samples_path)
-    run_dir = _open_run(cfg, record, run_dir)
-    if len(covered) < len(problems):
-        console.print(f"[yellow]note:[/] samples cover {len(covered)} of {len(problems)} {task.name} tasks; "
-                      "pass@k is over the covered tasks")
-    problems = [p for p in problems if p.task_id in covered]
-    samples_out = run_dir / runfolder.SAMPLES
-    if not samples_out.exists():
-        with runfolder.JsonlAppender(samples_out) as out:
-            out.write(s.to_json() for s in samples)
-    evaluate_samples(cfg, task, problems, samples, run_dir)
+    with Sidecar() as sidecar:
+        # --resume may find everything done: the pool is then started only for what is left
+        warm = None if cfg.resume else WarmStart(cfg.sandbox, workers=cfg.workers,
+                                                 docker_hosts=list(cfg.docker_hosts), memory_mb=task.memory_mb)
+        try:
+            by_id = {p.task_id: p for p in problems}
+            samples = read_samples(samples_path, by_id)
+            run_dir = _run_dir(cfg)
+            runfolder.check(run_dir, resume=cfg.resume, force=cfg.force)
+            if warm is not None:
+                warm.connected()  # no engine: one line, before anything is written
+            else:
+                from phi_eval.sandbox import preflight
+
+                preflight(cfg.sandbox, docker_hosts=list(cfg.docker_hosts))
+            covered = {s.task_id for s in samples}
+            record = _config_record(cfg, task, source, None)
+            record["samples_file"] = str(samples_path)
+            run_dir = _open_run(cfg, record, run_dir)
+            if len(covered) < len(problems):
+                console.print(f"[yellow]note:[/] samples cover {len(covered)} of {len(problems)} {task.name} "
+                              "tasks; pass@k is over the covered tasks")
+            problems = [p for p in problems if p.task_id in covered]
+            samples_out = run_dir / runfolder.SAMPLES
+            if not samples_out.exists():
+                with runfolder.JsonlAppender(samples_out) as out:
+                    out.write(s.to_json() for s in samples)
+            executor = warm.get() if warm is not None else None
+        except BaseException:
+            if warm is not None:
+                warm.close()
+            raise
+        evaluate_samples(cfg, task, problems, samples, run_dir, executor=executor, sidecar=sidecar)
     return run_dir

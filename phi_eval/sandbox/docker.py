@@ -16,6 +16,7 @@ import atexit
 import json
 import os
 import queue
+import select
 import socket
 import threading
 import time
@@ -23,10 +24,19 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from phi_eval.errors import PhiEvalError
 from phi_eval.jobs import ExecJob, ExecResult
+from phi_eval.sandbox.parking import (
+    MAX_PARKED_PER_WORKER,
+    NORMAL_SHARES,
+    PARKED_SHARES,
+    cgroup_cpu_file,
+    cpu_seconds,
+    park_after_s,
+)
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -229,6 +239,7 @@ class _Slot:
         self.stream: _Stream | None = None
         self.ready: dict[str, Any] = {}
         self.start_s = 0.0
+        self._cpu_file: Path | bool | None = None  # False: not readable here
 
     def start(self) -> None:
         started = time.monotonic()
@@ -275,6 +286,32 @@ class _Slot:
         if result.id != job.id:
             raise SandboxFault(f"runner answered for {result.id!r} while running {job.id!r}")
         return result
+
+    def answer_ready(self, timeout: float) -> bool:
+        """Whether a verdict line is there (or comes within `timeout` s), without consuming it."""
+        assert self.stream is not None
+        if b"\n" in self.stream.out:
+            return True
+        try:
+            return bool(select.select([self.stream.sock], [], [], max(0.0, timeout))[0])
+        except (OSError, ValueError):
+            return True  # let receive() find out what is wrong
+
+    def cpu_s(self) -> float | None:
+        """CPU seconds the container has used (from its cgroup on this host; None when unreadable)."""
+        if self.container is None:
+            return None
+        if self._cpu_file is None:
+            self._cpu_file = cgroup_cpu_file(self.container.id) or False
+        return cpu_seconds(self._cpu_file) if self._cpu_file else None
+
+    def set_cpu_shares(self, shares: int) -> None:
+        """The container's CPU weight (cgroup cpu shares); a failure leaves it as it was."""
+        if self.container is not None:
+            try:
+                self.container.update(cpu_shares=shares)
+            except Exception:  # noqa: BLE001 - only scheduling is at stake, never a verdict
+                pass
 
     def oom_killed(self) -> bool:
         if self.container is None:
@@ -328,6 +365,12 @@ class DockerExecutor:
         self._lock = threading.Lock()
         self._closed = False
         self._pool_memory = 0
+        self._parked = 0  # slots running a parked sample (phi_eval/sandbox/parking.py)
+        self._spares: list[_Slot] = []  # started slots not serving a worker, for the next park
+        self._parked_slots: set[_Slot] = set()  # running a parked sample or answers to ignore
+        self._starting_spare = False  # one spare is started ahead at a time
+        self.park = True  # off: every sample holds its worker to the end (bench/measure_reference_times.py)
+        self.parks = 0  # samples parked so far
         atexit.register(self.close)
 
     # -- pool ---------------------------------------------------------------------------------
@@ -362,9 +405,13 @@ class DockerExecutor:
     def _start_pool(self, memory_mb: int) -> list[_Slot]:
         """Start all containers at once (in threads: each start is mostly waiting on the engine)."""
         if self._slots and self._pool_memory >= memory_mb:
-            return list(self._slots)
+            with self._lock:
+                busy = set(self._spares) | self._parked_slots
+                return [s for s in self._slots if s not in busy][: self.workers]
         for slot in list(self._slots):
             self._drop(slot)
+        self._spares.clear()
+        self._parked_slots.clear()
         self._pool_memory = memory_mb
         slots: list[_Slot | None] = [None] * self.workers
         errors: list[BaseException] = []
@@ -391,6 +438,10 @@ class DockerExecutor:
             raise exc
         return [s for s in slots if s is not None]
 
+    def warm(self, memory_mb: int) -> None:
+        """Start the pool now for jobs of `memory_mb` (run() reuses it), e.g. while input is read."""
+        self._start_pool(self.memory_mb or max(DEFAULT_MEMORY_MB, memory_mb + RUNNER_OVERHEAD_MB))
+
     # -- running ------------------------------------------------------------------------------
     def _work(
         self,
@@ -399,17 +450,27 @@ class DockerExecutor:
         work: queue.SimpleQueue[ExecJob],
         done: queue.SimpleQueue[ExecResult | BaseException],
         stop: threading.Event,
+        parked: deque[ExecJob] | None = None,
+        parked_since: float = 0.0,
     ) -> None:
         """Feed one container from the shared queue, PIPELINE jobs deep, and recover from its faults.
 
         The next job is written while the runner works on the current one, so the runner never waits
         for a round trip. On a fault the oldest unanswered job is blamed: re-run once on a fresh
         container, then classified; the jobs queued behind it are re-sent without blame.
+
+        A head job still running past its park time (phi_eval/sandbox/parking.py) is left to finish
+        in its container at a low CPU weight, served by a thread of its own (`parked`: the jobs it
+        holds), while this worker goes on in a spare container.
         """
-        pending: deque[ExecJob] = deque()  # sent, unanswered, oldest first
+        pending: deque[ExecJob] = parked if parked is not None else deque()  # sent, unanswered, oldest first
         retry: deque[ExecJob] = deque()  # to send before anything from the shared queue
         blamed: dict[str, int] = {}
-        since = time.monotonic()  # when the runner started on pending[0]
+        since = parked_since if parked is not None else time.monotonic()  # when the runner started on pending[0]
+        # The jobs already written behind a parked head are sent again by the worker to its next
+        # container; here they run only because they cannot be unsent, and their answers are ignored.
+        ignore = {job.id for job in list(pending)[1:]} if parked is not None else set()
+        holds_place = parked is not None  # the parked sample still counts against MAX_PARKED
 
         def recover(fault: SandboxFault) -> None:
             nonlocal slot, since
@@ -456,18 +517,107 @@ class DockerExecutor:
                 if not pending:
                     if retry:
                         continue
+                    if parked is not None:
+                        self._unpark(slot, holds_place)
                     return
                 head = pending[0]
+                if parked is None and self._may_park(head, slot, since):
+                    self._park_out(index, slot, deque(pending), since, done, stop)
+                    retry.extendleft(reversed(list(pending)[1:]))  # not started yet: they go on here
+                    slot, pending, since = self._spare_slot(index), deque(), time.monotonic()
+                    continue
                 try:
                     result = slot.receive(head, since + head.timeout_s + GRACE_S)
                 except SandboxFault as fault:
                     recover(fault)
+                    if parked is not None:
+                        with self._lock:
+                            self._parked_slots.add(slot)
+                    if ignore:  # a fresh container runs only what this one still owes
+                        kept = [job for job in retry if job.id not in ignore]
+                        retry.clear()
+                        retry.extend(kept)
+                        ignore.clear()
                     continue
                 pending.popleft()
                 since = time.monotonic()
+                if result.id in ignore:
+                    ignore.discard(result.id)
+                    continue
                 done.put(result)
+                if holds_place:  # what is left here are answers to ignore: a place for the next park
+                    holds_place = False
+                    with self._lock:
+                        self._parked -= 1
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             done.put(exc)
+
+    # -- parking (phi_eval/sandbox/parking.py) ---------------------------------------------------
+    def _may_park(self, head: ExecJob, slot: _Slot, since: float) -> bool:
+        """Wait for `head` until its container has used the park time in CPU; True (a place
+        reserved) when it is to be parked, False once it answered or could not get there in time."""
+        limit = park_after_s(head)
+        if not self.park or limit >= head.timeout_s:
+            return False
+        cpu0 = slot.cpu_s()
+        if cpu0 is None:
+            return False
+        end = since + head.timeout_s
+        wait = since + limit - time.monotonic()  # CPU time never runs ahead of wall time
+        while not slot.answer_ready(wait):
+            used = (slot.cpu_s() or cpu0) - cpu0
+            if used >= limit:
+                with self._lock:
+                    if self._closed or self._parked >= MAX_PARKED_PER_WORKER * self.workers:
+                        return False
+                    self._parked += 1
+                    self.parks += 1
+                return True
+            wait = limit - used
+            if time.monotonic() + wait >= end:
+                return False
+        return False
+
+    def _park_out(self, index: int, slot: _Slot, pending: deque[ExecJob], since: float,
+                  done: queue.SimpleQueue[ExecResult | BaseException], stop: threading.Event) -> None:
+        slot.set_cpu_shares(PARKED_SHARES)
+        with self._lock:
+            self._parked_slots.add(slot)
+        threading.Thread(
+            target=self._work, args=(index, slot, queue.SimpleQueue(), done, stop),
+            kwargs={"parked": pending, "parked_since": since}, daemon=True, name=f"phi-eval-parked-{index}",
+        ).start()
+
+    def _spare_slot(self, index: int) -> _Slot:
+        """A started container for a worker whose own was parked; another is started in the
+        background for the next park, so a worker waits for a container start only the first time."""
+        with self._lock:
+            spare = self._spares.pop() if self._spares else None
+            more = not self._closed and not self._spares and not self._starting_spare
+            self._starting_spare = self._starting_spare or more
+        if more:
+            threading.Thread(target=self._start_spare, args=(index,), daemon=True).start()
+        return spare if spare is not None else self._new_slot(index)
+
+    def _start_spare(self, index: int) -> None:
+        try:
+            slot = self._new_slot(index)
+        except Exception:  # noqa: BLE001 - a spare is an optimisation; the next park starts its own
+            with self._lock:
+                self._starting_spare = False
+            return
+        with self._lock:
+            self._spares.append(slot)
+            self._starting_spare = False
+
+    def _unpark(self, slot: _Slot, holds_place: bool) -> None:
+        """A drained parked container: back to full weight, a spare for the next park."""
+        slot.set_cpu_shares(NORMAL_SHARES)
+        with self._lock:
+            self._parked -= holds_place
+            self._parked_slots.discard(slot)
+            if not self._closed and slot in self._slots:
+                self._spares.append(slot)
 
     def run(self, jobs: Iterable[ExecJob], on_result: Callable[[ExecResult], None]) -> None:
         """Run every job; `on_result` is called on this thread as verdicts arrive (any order)."""
