@@ -144,8 +144,8 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.mo
 
 
 def check_model_folder(path: Path) -> None:
-    """A local model folder's own files, checked before torch loads: one line for each way it is
-    incomplete (transformers would report some of these as a hub problem, or not at all)."""
+    """A local model folder's config.json, checked before torch loads: one line for each way it is
+    broken (transformers would report some of these as a hub problem)."""
     import json
 
     config = path / "config.json"
@@ -161,6 +161,10 @@ def check_model_folder(path: Path) -> None:
         ) from None
     if not isinstance(parsed, dict):
         raise PhiEvalError(f"{config} is not a model configuration (a JSON object); restore it")
+
+
+def check_tokenizer_files(path: Path) -> None:
+    """A local folder without a tokenizer: transformers may build an empty one and fail much later."""
     if not any((path / name).is_file() for name in TOKENIZER_FILES):
         raise PhiEvalError(
             f"{path} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); save it beside the model "
@@ -448,6 +452,8 @@ class HFGenerator:
         }
         if self.device.type == "cuda":
             kwargs["device_map"] = {"": self.device}
+        if Path(source).is_dir():
+            check_tokenizer_files(Path(source))
         try:
             tokenizer = AutoTokenizer.from_pretrained(
                 source, revision=self.revision, local_files_only=self._local_only
