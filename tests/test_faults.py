@@ -538,3 +538,132 @@ def test_broken_model_folder_is_one_line(tmp_path: Path, broken_models: dict[str
     assert_one_line_error(proc, needle)
     assert "hub" not in proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------- the engine lost mid-run
+
+
+class EngineProxy:
+    """A unix socket that forwards to the real Docker engine until `cut()`: then every connection
+    drops and nothing answers, as when the engine dies (the real engine keeps running for others)."""
+
+    def __init__(self, path: Path, target: str = "/var/run/docker.sock") -> None:
+        import socket
+
+        self.path, self.target = path, target
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(str(path))
+        self.server.listen(64)
+        self.conns: list = []
+        self.open = True
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+
+        while self.open:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.connect(self.target)
+            self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst) -> None:
+        import socket
+
+        try:
+            while data := src.recv(1 << 16):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self) -> None:
+        import socket
+
+        self.open = False
+        self.server.close()
+        for s in self.conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            except OSError:
+                pass
+
+
+@pytest.mark.docker
+def test_engine_lost_mid_run_is_one_line_and_resume_completes(tmp_path: Path) -> None:
+    if not Path("/var/run/docker.sock").exists():
+        pytest.skip("the engine is not on /var/run/docker.sock")
+    rows = mixed_samples(60, slow=60, sleep_s=0.1)
+    samples = write_samples(tmp_path / "s.jsonl", rows)
+    run = tmp_path / "run"
+    proxy = EngineProxy(tmp_path / "engine.sock")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "phi_eval", "evaluate", str(samples), "--task", "humaneval", "--out", str(run),
+         "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**ENV, "DOCKER_HOST": f"unix://{tmp_path / 'engine.sock'}"},
+    )
+    try:
+        wait_for_results(run, 20, proc)
+        proxy.cut()
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proxy.cut()
+        if proc.poll() is None:
+            proc.kill()
+    assert_one_error_line((proc.returncode, err), "Docker engine", "stopped answering mid-run", "--resume")
+    kept = read_lines(run / "results.jsonl")  # whole lines only
+    assert 20 <= len(kept) < len(rows)
+    # the engine "comes back": the resume sweeps the dead run's containers and finishes the work
+    again = phi_eval("evaluate", str(samples), "--task", "humaneval", "--out", str(run), "--workers", "2", "--resume")
+    assert again.returncode == 0, again.stderr
+    assert_verdicts_right(run, rows)
+    assert not containers_of(proc.pid)
+
+
+# ---------------------------------------------------------------- the image recipe that can work here
+
+
+@pytest.mark.docker
+def test_image_recipe_is_picked_by_what_this_machine_has(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline where its base image, rootfs or debootstrap is there; else the Dockerfile where the
+    engine can pull its base (here: a base the engine already holds); else one line naming both."""
+    import docker
+
+    from phi_eval.errors import PhiEvalError
+    from phi_eval.sandbox.image import base_tag, can_pull, ensure_image, pick_recipe
+
+    client = docker.from_env()
+    ensure_image(client)
+    assert pick_recipe(client) == "offline"  # this machine built it offline
+    src = Path(shutil.copytree(ROOT / "sandbox", tmp_path / "sandbox"))
+    with (src / "build_rootfs.sh").open("a") as fh:
+        fh.write("\n# another rootfs recipe: its base image and tarball do not exist\n")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))  # no debootstrap
+    held = base_tag()  # an image the engine holds, as a registry would serve it
+    dockerfile = (src / "Dockerfile").read_text()
+    (src / "Dockerfile").write_text(dockerfile.replace("ARG BASE=python:3.11-slim", f"ARG BASE={held}"))
+    assert pick_recipe(client, src) == "dockerfile"
+    (src / "Dockerfile").write_text(dockerfile.replace("ARG BASE=python:3.11-slim", "ARG BASE=phi-eval-tests/absent:0"))
+    if can_pull(client, "phi-eval-tests/absent:0"):
+        pytest.skip("the engine claims to reach a registry serving a made-up image")
+    with pytest.raises(PhiEvalError, match="needs debootstrap .* cannot pull phi-eval-tests/absent:0"):
+        pick_recipe(client, src)
+    client.close()
+
+
+def test_sandbox_build_refuses_two_recipes() -> None:
+    proc = phi_eval("sandbox", "build", "--from-dockerfile", "--offline")
+    assert_one_line_error(proc, "contradict")
