@@ -283,6 +283,21 @@ def test_sigterm_then_two_concurrent_resumes(tmp_path: Path) -> None:
     assert not wait_gone(first.pid, 2)
 
 
+@pytest.mark.docker
+def test_sighup_is_like_ctrl_c(tmp_path: Path) -> None:
+    rows = mixed_samples(40, slow=40, sleep_s=0.1)
+    samples = write_samples(tmp_path / "s.jsonl", rows)
+    run = tmp_path / "run"
+    proc = start_evaluate(samples, run)
+    wait_for_results(run, 10, proc)
+    proc.send_signal(signal.SIGHUP)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGHUP, err
+    assert_one_error_line((proc.returncode, err), "stopped by SIGHUP")
+    assert not wait_gone(proc.pid, 2), "containers left after SIGHUP"
+    assert len(read_lines(run / "results.jsonl")) >= 10
+
+
 def test_lock_is_released_when_its_holder_dies(tmp_path: Path) -> None:
     from phi_eval import runfolder
     from phi_eval.errors import PhiEvalError

@@ -47,10 +47,11 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated(signum)
 
 
-def _on_termination_signals() -> None:
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, _terminate)
+def _on_termination_signals() -> dict[int, Any]:
+    """Install the handlers; returns the previous ones (restored when the command returns)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
 
 
 def _disk_error(exc: OSError) -> str | None:
@@ -71,7 +72,7 @@ def friendly(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        _on_termination_signals()
+        previous = _on_termination_signals()
         try:
             return fn(*args, **kwargs)
         except PhiEvalError as exc:
@@ -87,6 +88,9 @@ def friendly(fn: F) -> F:
             if line is None:
                 raise
             raise fail(line) from None
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     return wrapper  # type: ignore[return-value]
 
