@@ -43,7 +43,7 @@ RUNNER_OVERHEAD_MB = 256  # the runner, the test process and page cache on top o
 DEFAULT_MEMORY_MB = 1024
 MAX_LINE = 8 << 20  # a runner line longer than this is nonsense
 PIPELINE = 4  # jobs written ahead to each runner: it never waits for our round trip
-START_ATTEMPTS = 3  # tries to start a replacement container before the run stops
+START_PATIENCE_S = 30.0  # how long to keep starting a replacement (a storm may kill each one) before giving up
 
 
 def _short(text: str, limit: int = 500) -> str:
@@ -386,7 +386,10 @@ class DockerExecutor:
         """A fresh container for worker `index`, tried a few times (one may be killed or removed while
         it starts); PhiEvalError in one line when the engine is gone or it never starts."""
         last: BaseException | None = None
-        for attempt in range(START_ATTEMPTS):
+        give_up = time.monotonic() + START_PATIENCE_S
+        attempt = 0
+        while attempt == 0 or time.monotonic() < give_up:
+            attempt += 1
             if self._closed:
                 raise SandboxFault("executor closed")
             try:
@@ -400,9 +403,10 @@ class DockerExecutor:
                 if lost is not None:
                     raise lost from None
                 last = exc
-            time.sleep(0.2 * (attempt + 1))
+            time.sleep(min(0.2 * attempt, 2.0))
         raise PhiEvalError(
-            f"cannot start a fresh sandbox container ({_short(str(last), 200)}); run `phi-eval sandbox check`"
+            f"cannot start a fresh sandbox container in {START_PATIENCE_S:g} s ({_short(str(last), 200)}); "
+            "the results so far are kept: run `phi-eval sandbox check`, then the same command with --resume"
         )
 
     def _drop(self, slot: _Slot) -> None:
