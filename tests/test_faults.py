@@ -682,3 +682,22 @@ def test_image_recipe_is_picked_by_what_this_machine_has(tmp_path: Path, monkeyp
 def test_sandbox_build_refuses_two_recipes() -> None:
     proc = phi_eval("sandbox", "build", "--from-dockerfile", "--offline")
     assert_one_line_error(proc, "contradict")
+
+
+def test_finishing_keeps_one_result_per_sample(tmp_path: Path) -> None:
+    """A folder from before the lock, where two runs both appended (1,315 duplicates in the report
+    that filed this): --resume leaves one row per (task_id, completion_id) and counts each once."""
+    from typer.testing import CliRunner
+
+    from phi_eval.cli import app
+
+    rows = mixed_samples(3)
+    samples = write_samples(tmp_path / "s.jsonl", rows)
+    run = tmp_path / "run"
+    args = ["evaluate", str(samples), "--task", "humaneval", "--out", str(run), "--sandbox", "local", "--workers", "1"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    results = (run / "results.jsonl").read_bytes()
+    (run / "results.jsonl").write_bytes(results + results)  # every row twice
+    result = CliRunner().invoke(app, [*args, "--resume"])
+    assert result.exit_code == 0, result.output
+    assert_verdicts_right(run, rows)
