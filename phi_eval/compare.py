@@ -123,10 +123,10 @@ def default_metrics(base: Mapping[str, Any], cand: Mapping[str, Any]) -> list[st
 
 def _per_task(run: RunData, metric: str, tasks: Sequence[str]) -> tuple[list[float], list[float]] | str:
     """(numerators, denominators) per task so that sum(num)/sum(den) is the metric; or why not."""
-    from phi_eval.metrics import pass_at_k
+    from phi_eval.metrics import executed, pass_at_k
 
     by_task: dict[str, list[Mapping[str, Any]]] = {}
-    for r in run.results:
+    for r in executed(run.results):
         by_task.setdefault(r["task_id"], []).append(r)
     nums: list[float] = []
     dens: list[float] = []

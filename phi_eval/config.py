@@ -96,3 +96,44 @@ def git_commit() -> str | None:
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def check_settings(cfg: RunConfig) -> None:
+    """Refuse settings that cannot be right, in one line, before anything is loaded, run or created.
+
+    `--workers 0` means "one per core" for every sandbox (as leaving it out does); below 0 is an error.
+    """
+    from phi_eval.errors import PhiEvalError
+
+    if cfg.n < 1:
+        raise PhiEvalError(f"--n must be at least 1 (got {cfg.n})")
+    if cfg.timeout_s is not None and not cfg.timeout_s > 0:  # `not >` also refuses NaN
+        raise PhiEvalError(f"--timeout must be a positive number of seconds (got {cfg.timeout_s:g})")
+    if cfg.workers is not None and cfg.workers < 0:
+        raise PhiEvalError(f"--workers must be 0 (one per core) or more (got {cfg.workers})")
+    if cfg.max_new_tokens is not None and cfg.max_new_tokens < 1:
+        raise PhiEvalError(f"--max-new-tokens must be at least 1 (got {cfg.max_new_tokens})")
+    if cfg.batch_size is not None and cfg.batch_size < 1:
+        raise PhiEvalError(f"--batch-size must be at least 1 (got {cfg.batch_size})")
+    if cfg.limit is not None and cfg.limit < 1:
+        raise PhiEvalError(f"--limit must be at least 1 (got {cfg.limit})")
+    for k in cfg.ks or ():
+        if k < 1:
+            raise PhiEvalError(f"--k values must be positive (got {k})")
+    if cfg.model and cfg.ks and max(cfg.ks) > cfg.n:
+        raise PhiEvalError(
+            f"pass@{max(cfg.ks)} needs at least {max(cfg.ks)} samples per task; raise --n or lower --k"
+        )
+    if cfg.resume and cfg.force:
+        raise PhiEvalError("--resume and --force contradict each other; pick one")
+
+
+def sha256_file(path: Path) -> str:
+    """The hex sha256 of a file, read in chunks (samples files can be large)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -45,6 +45,9 @@ class ExecResult:
 
 
 OUTCOMES = ("passed", "failed", "runtime_error", "syntax_error", "timeout", "oom", "killed", "sandbox_error")
+# The one outcome that is not a verdict on the candidate: the sandbox could not execute it (after
+# retries on fresh containers). It is never scored; resume runs it again.
+NOT_EXECUTED = "sandbox_error"
 
 
 def job_id(task_id: str, completion_id: int) -> str:

@@ -33,11 +33,19 @@ def default_ks(n: int) -> list[int]:
     return [k for k in DEFAULT_KS if k <= n] or [1]
 
 
+def executed(records: Iterable[Mapping]) -> list[Mapping]:
+    """The records that carry a verdict: a sandbox_error (the machine failed, not the candidate) is
+    not a sample of the model and never counts as a failure."""
+    from phi_eval.jobs import NOT_EXECUTED
+
+    return [r for r in records if r.get("outcome") != NOT_EXECUTED]
+
+
 def counts_by_task(records: Iterable[Mapping]) -> dict[str, tuple[int, int]]:
-    """task_id -> (n samples, c passed)."""
+    """task_id -> (n samples, c passed), over executed samples only."""
     n: dict[str, int] = defaultdict(int)
     c: dict[str, int] = defaultdict(int)
-    for r in records:
+    for r in executed(records):
         n[r["task_id"]] += 1
         c[r["task_id"]] += bool(r["passed"])
     return {t: (n[t], c[t]) for t in n}

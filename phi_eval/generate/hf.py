@@ -140,6 +140,45 @@ def _load_error(model: str, revision: str | None, exc: BaseException) -> PhiEval
     return PhiEvalError(f"cannot load model {model}: {_first_line(exc)}")
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model", "vocab.txt")
+
+
+def check_model_folder(path: Path) -> None:
+    """A local model folder's config.json, checked before torch loads: one line for each way it is
+    broken (transformers would report some of these as a hub problem)."""
+    import json
+
+    config = path / "config.json"
+    if not config.is_file():
+        raise PhiEvalError(f"{path} has no config.json; pass a folder written by save_pretrained")
+    try:
+        parsed = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PhiEvalError(f"cannot read {config}: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise PhiEvalError(
+            f"{config} is not valid JSON ({getattr(exc, 'msg', exc)}); restore it from the model's source"
+        ) from None
+    if not isinstance(parsed, dict):
+        raise PhiEvalError(f"{config} is not a model configuration (a JSON object); restore it")
+
+
+def check_tokenizer_files(path: Path) -> None:
+    """A local folder without a tokenizer: transformers may build an empty one and fail much later."""
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise PhiEvalError(
+            f"{path} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); save it beside the model "
+            "with tokenizer.save_pretrained(folder)"
+        )
+
+
+def _weights_error(model: str, exc: BaseException) -> PhiEvalError:
+    return PhiEvalError(
+        f"the weights of {model} cannot be read ({_first_line(exc)[:160]}); the file is truncated or "
+        "corrupt: download or save the model again"
+    )
+
+
 def batch_sizes(lengths: Sequence[int], max_rows: int, max_tokens: int | None, new_tokens: int) -> list[int]:
     """Consecutive batch sizes over prompt lengths sorted longest first.
 
@@ -349,8 +388,7 @@ class HFGenerator:
         self._local_only = False
         path = Path(self.model_name).expanduser()
         if path.is_dir():
-            if not (path / "config.json").is_file():
-                raise PhiEvalError(f"{path} has no config.json; pass a folder written by save_pretrained")
+            check_model_folder(path)
             return str(path)
         if _looks_like_path(self.model_name):
             raise PhiEvalError(
@@ -428,16 +466,28 @@ class HFGenerator:
         }
         if self.device.type == "cuda":
             kwargs["device_map"] = {"": self.device}
+        if Path(source).is_dir():
+            check_tokenizer_files(Path(source))
         try:
             tokenizer = AutoTokenizer.from_pretrained(
                 source, revision=self.revision, local_files_only=self._local_only
             )
-            model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
         except (OSError, ValueError) as exc:
             raise _load_error(self.model_name, self.revision, exc) from None
+        if not tokenizer("def f():\n    return 1\n").get("input_ids"):
+            raise PhiEvalError(f"the tokenizer of {self.model_name} turns code into no tokens; is it complete?")
+        try:
+            model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+        except (OSError, ValueError) as exc:
+            local = Path(source).is_dir()
+            raise (_weights_error(self.model_name, exc) if local else _load_error(self.model_name, self.revision, exc)) from None
         except RuntimeError as exc:
             if _is_oom(exc):
                 raise self._memory_error(_free_memory(self.device)) from None
+            raise _weights_error(self.model_name, exc) from None
+        except Exception as exc:
+            if "safetensor" in type(exc).__name__.lower() or "deserializ" in str(exc).lower():
+                raise _weights_error(self.model_name, exc) from None
             raise
         if self.device.type != "cuda":
             model.to(self.device)

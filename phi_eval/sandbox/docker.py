@@ -6,8 +6,8 @@ costs ~0.4 s and a `docker exec` ~0.1 s, so per-sample containers or execs would
 one attach round trip costs well under a millisecond.
 
 The host keeps the last word: every job has a host-side deadline (its timeout + a grace), and a
-container that dies, hangs or talks nonsense is removed and replaced; the job it held is re-run
-once on a fresh container, then given a verdict that is never a pass.
+container that dies, hangs or talks nonsense is removed and replaced; the job it held is re-run on
+a fresh container as phi_eval.sandbox.blame decides (the machine's failures are never the model's).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from phi_eval.errors import PhiEvalError
 from phi_eval.jobs import ExecJob, ExecResult
+from phi_eval.sandbox.blame import Fault, is_infrastructure, verdict_after
 from phi_eval.sandbox.parking import (
     MAX_PARKED_PER_WORKER,
     NORMAL_SHARES,
@@ -52,6 +53,7 @@ RUNNER_OVERHEAD_MB = 256  # the runner, the test process and page cache on top o
 DEFAULT_MEMORY_MB = 1024
 MAX_LINE = 8 << 20  # a runner line longer than this is nonsense
 PIPELINE = 4  # jobs written ahead to each runner: it never waits for our round trip
+START_PATIENCE_S = 30.0  # how long to keep starting a replacement (a storm may kill each one) before giving up
 
 
 def _short(text: str, limit: int = 500) -> str:
@@ -59,11 +61,32 @@ def _short(text: str, limit: int = 500) -> str:
 
 
 class SandboxFault(Exception):
-    """The container, not the sample, failed: dead, hung or garbled. The job is re-run once."""
+    """The container, not the sample, failed: dead, hung or garbled. The job is re-run (see blame)."""
 
     def __init__(self, message: str, *, hung: bool = False) -> None:
         super().__init__(message)
         self.hung = hung
+
+
+def _engine_error(exc: BaseException) -> bool:
+    """An error talking to the engine (API error, lost connection), as opposed to a bug of ours."""
+    import docker.errors
+    import requests.exceptions
+
+    return isinstance(exc, (docker.errors.DockerException, requests.exceptions.RequestException, OSError))
+
+
+def engine_lost(client: DockerClient, exc: BaseException) -> PhiEvalError | None:
+    """The one line for an engine that stopped answering mid-run; None while it still answers."""
+    try:
+        client.ping()
+        return None
+    except Exception:  # noqa: BLE001 - any failure to answer is the engine being gone
+        where = getattr(client.api, "base_url", "") or os.environ.get("DOCKER_HOST") or "the Docker socket"
+        return PhiEvalError(
+            f"the Docker engine ({where}) stopped answering mid-run ({type(exc).__name__}); the results "
+            "written so far are kept: start the engine again and run the same command with --resume"
+        )
 
 
 def connect(hosts: Iterable[str] = ()) -> list[DockerClient]:
@@ -242,6 +265,7 @@ class _Slot:
         self._cpu_file: Path | bool | None = None  # False: not readable here
 
     def start(self) -> None:
+        """Create, attach, start, and wait for the runner's ready line (SandboxFault if it never comes)."""
         started = time.monotonic()
         container = self.client.containers.create(**self.options)
         self.container = container
@@ -353,7 +377,9 @@ class DockerExecutor:
     ) -> None:
         from phi_eval.sandbox.image import ensure_image
 
-        self.workers = max(1, workers or os.cpu_count() or 1)
+        if workers is not None and workers < 0:
+            raise PhiEvalError(f"--workers must be 0 (one per core) or more (got {workers})")
+        self.workers = max(1, workers or os.cpu_count() or 1)  # 0 or None: one per core
         self.clients = connect(hosts or [])
         for client in self.clients:
             sweep_stale(client)
@@ -394,7 +420,37 @@ class DockerExecutor:
             if isinstance(exc, SandboxFault):
                 raise SandboxFault(f"sandbox container did not start: {exc}; {slot.stderr_tail()}") from None
             raise
+        if self._closed:  # closed while this one was starting: it must not outlive the executor
+            self._drop(slot)
+            raise SandboxFault("executor closed")
         return slot
+
+    def _replace(self, index: int) -> _Slot:
+        """A fresh container for worker `index`, tried a few times (one may be killed or removed while
+        it starts); PhiEvalError in one line when the engine is gone or it never starts."""
+        last: BaseException | None = None
+        give_up = time.monotonic() + START_PATIENCE_S
+        attempt = 0
+        while attempt == 0 or time.monotonic() < give_up:
+            attempt += 1
+            if self._closed:
+                raise SandboxFault("executor closed")
+            try:
+                return self._new_slot(index)
+            except SandboxFault as exc:
+                last = exc
+            except Exception as exc:  # noqa: BLE001 - engine errors: is the engine still there?
+                if not _engine_error(exc):
+                    raise
+                lost = engine_lost(self._options(index, self._pool_memory)[0], exc)
+                if lost is not None:
+                    raise lost from None
+                last = exc
+            time.sleep(min(0.2 * attempt, 2.0))
+        raise PhiEvalError(
+            f"cannot start a fresh sandbox container in {START_PATIENCE_S:g} s ({_short(str(last), 200)}); "
+            "the results so far are kept: run `phi-eval sandbox check`, then the same command with --resume"
+        )
 
     def _drop(self, slot: _Slot) -> None:
         slot.remove()
@@ -433,6 +489,10 @@ class DockerExecutor:
                 raise PhiEvalError(f"{exc}; run `phi-eval sandbox check`")
             import docker.errors
 
+            if _engine_error(exc):
+                lost = engine_lost(self.clients[0], exc)
+                if lost is not None:
+                    raise lost from None
             if isinstance(exc, docker.errors.APIError):
                 raise PhiEvalError(f"cannot start a sandbox container: {exc.explanation or exc}") from None
             raise exc
@@ -456,8 +516,9 @@ class DockerExecutor:
         """Feed one container from the shared queue, PIPELINE jobs deep, and recover from its faults.
 
         The next job is written while the runner works on the current one, so the runner never waits
-        for a round trip. On a fault the oldest unanswered job is blamed: re-run once on a fresh
-        container, then classified; the jobs queued behind it are re-sent without blame.
+        for a round trip. On a fault the oldest unanswered job is blamed: run again on a fresh
+        container or classified, as phi_eval.sandbox.blame decides; the jobs queued behind it are
+        re-sent without blame.
 
         A head job still running past its park time (phi_eval/sandbox/parking.py) is left to finish
         in its container at a low CPU weight, served by a thread of its own (`parked`: the jobs it
@@ -465,36 +526,38 @@ class DockerExecutor:
         """
         pending: deque[ExecJob] = parked if parked is not None else deque()  # sent, unanswered, oldest first
         retry: deque[ExecJob] = deque()  # to send before anything from the shared queue
-        blamed: dict[str, int] = {}
         since = parked_since if parked is not None else time.monotonic()  # when the runner started on pending[0]
         # The jobs already written behind a parked head are sent again by the worker to its next
         # container; here they run only because they cannot be unsent, and their answers are ignored.
         ignore = {job.id for job in list(pending)[1:]} if parked is not None else set()
         holds_place = parked is not None  # the parked sample still counts against MAX_PARKED
+        attempts: dict[str, int] = {}
 
-        def recover(fault: SandboxFault) -> None:
+        def recover(fault: SandboxFault, runner_said: str | None = None) -> None:
             nonlocal slot, since
             oom, tail = slot.oom_killed(), slot.stderr_tail()
             self._drop(slot)
-            slot = self._new_slot(index)
+            slot = self._replace(index)
             since = time.monotonic()
             if not pending:
                 return
             head = pending.popleft()
             retry.extendleft(reversed(pending))
             pending.clear()
-            blamed[head.id] = blamed.get(head.id, 0) + 1
-            if blamed[head.id] < 2:
-                retry.appendleft(head)
-                return
-            if oom:
-                outcome, detail = "oom", "the container ran out of memory and was killed"
+            attempts[head.id] = attempts.get(head.id, 0) + 1
+            if runner_said is not None:
+                why = Fault("runner", runner_said)
+            elif oom:
+                why = Fault("oom", str(fault))
             elif fault.hung:
-                outcome, detail = "timeout", f"{fault} (timeout {head.timeout_s} s + {GRACE_S} s grace)"
+                why = Fault("hung", str(fault))
             else:
-                outcome, detail = "sandbox_error", f"{fault}; {tail}".strip("; ")
-            took = head.timeout_s + GRACE_S if fault.hung else 0.0
-            done.put(ExecResult(head.id, outcome, took, _short(detail)))
+                why = Fault("died", _short(f"{fault}; {tail}".strip("; "), 250))
+            verdict = verdict_after(head, attempts[head.id], why, GRACE_S)
+            if verdict is None:
+                retry.appendleft(head)
+            else:
+                done.put(verdict)
 
         try:
             while not stop.is_set():
@@ -539,6 +602,9 @@ class DockerExecutor:
                         retry.extend(kept)
                         ignore.clear()
                     continue
+                if is_infrastructure(result):  # the runner's own machinery failed: a fresh container
+                    recover(SandboxFault(result.detail), runner_said=result.detail)
+                    continue
                 pending.popleft()
                 since = time.monotonic()
                 if result.id in ignore:
@@ -549,7 +615,12 @@ class DockerExecutor:
                     holds_place = False
                     with self._lock:
                         self._parked -= 1
+        except SandboxFault as exc:
+            if not self._closed:
+                done.put(exc)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            if _engine_error(exc):
+                exc = engine_lost(slot.client, exc) or exc
             done.put(exc)
 
     # -- parking (phi_eval/sandbox/parking.py) ---------------------------------------------------
@@ -651,6 +722,11 @@ class DockerExecutor:
                 if isinstance(item, BaseException):
                     if isinstance(item, SandboxFault):
                         raise PhiEvalError(f"{item}; run `phi-eval sandbox check`")
+                    if _engine_error(item):
+                        raise PhiEvalError(
+                            f"the sandbox failed talking to the Docker engine ({type(item).__name__}: "
+                            f"{_short(str(item), 200)}); results so far are kept: run again with --resume"
+                        ) from None
                     raise item
                 on_result(item)
         except BaseException:
@@ -675,7 +751,21 @@ class DockerExecutor:
         for t in threads:
             if t.ident is not None:
                 t.join(timeout=30)
+        self._sweep_own()
         atexit.unregister(self.close)
+
+    def _sweep_own(self) -> None:
+        """Remove any container labelled with this executor that is still there (one whose start
+        raced with close(), say); quietly, as the engine may be gone."""
+        for client in self.clients:
+            try:
+                for c in client.containers.list(all=True, filters={"label": f"{EXECUTOR_LABEL}={self.uid}"}):
+                    try:
+                        c.remove(force=True)
+                    except Exception:  # noqa: BLE001 - already gone
+                        pass
+            except Exception:  # noqa: BLE001 - the engine is gone: nothing to list
+                pass
 
     def __enter__(self) -> DockerExecutor:
         return self

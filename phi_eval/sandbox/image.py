@@ -157,6 +157,65 @@ def _context(folder: Path) -> io.BytesIO:
     return buf
 
 
+RECIPES = ("auto", "offline", "dockerfile")
+PROBE_TIMEOUT_S = 10.0
+
+
+def dockerfile_base(src: Path | None = None) -> str:
+    """The image sandbox/Dockerfile starts from when built as is (its `ARG BASE=` default)."""
+    for line in (source_dir(src) / "Dockerfile").read_text().splitlines():
+        words = line.split()
+        if words[:1] == ["ARG"] and len(words) > 1 and words[1].startswith("BASE="):
+            return words[1].partition("=")[2]
+    return "python:3.11-slim"
+
+
+def offline_possible(client: DockerClient, src: Path | None = None) -> bool:
+    """The offline recipe can work here: its base image or rootfs is already made, or debootstrap
+    and root are there to make it."""
+    script = source_dir(src) / "build_rootfs.sh"
+    if has_image(client, base_tag(src)) or (cache_dir() / f"rootfs-{_sha256(script)[:12]}.tar").is_file():
+        return True
+    return shutil.which("debootstrap") is not None and os.geteuid() == 0
+
+
+def can_pull(client: DockerClient, image: str, timeout_s: float = PROBE_TIMEOUT_S) -> bool:
+    """The engine has `image` or can reach a registry that serves it: a manifest look-up through the
+    engine (no download), given `timeout_s` at most, as an offline engine may wait on DNS."""
+    import threading
+
+    if has_image(client, image):
+        return True
+    answer: list[bool] = []
+
+    def probe() -> None:
+        try:
+            client.api.inspect_distribution(image)
+            answer.append(True)
+        except Exception:  # noqa: BLE001 - any failure means "cannot pull from here"
+            answer.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    return bool(answer and answer[0])
+
+
+def pick_recipe(client: DockerClient, src: Path | None = None) -> str:
+    """"offline" where debootstrap can work (or already has), else "dockerfile" where the engine can
+    pull the Dockerfile's base image (Docker Desktop, macOS: no debootstrap); one line if neither."""
+    if offline_possible(client, src):
+        return "offline"
+    base = dockerfile_base(src)
+    if can_pull(client, base):
+        return "dockerfile"
+    need = "debootstrap (apt-get install debootstrap) and root" if shutil.which("debootstrap") is None or os.geteuid() else "root"
+    raise PhiEvalError(
+        f"cannot build the sandbox image here: the offline recipe needs {need}, and the Docker engine "
+        f"cannot pull {base} from a registry; provide one of the two, then run `phi-eval sandbox build`"
+    )
+
+
 def build_image(
     client: DockerClient,
     *,
@@ -231,8 +290,10 @@ def ensure_image(
 
     console = Console(stderr=True)
     started = time.monotonic()
-    with console.status(f"building the sandbox image {tag} (about a minute, once)"):
-        build_image(client, src=src)
-    message = f"built the sandbox image {tag} in {time.monotonic() - started:.0f} s"
+    recipe = pick_recipe(client, src)
+    how = "offline, debootstrap" if recipe == "offline" else f"from sandbox/Dockerfile on {dockerfile_base(src)}"
+    with console.status(f"building the sandbox image {tag} ({how}; about a minute, once)"):
+        build_image(client, src=src, from_dockerfile=recipe == "dockerfile")
+    message = f"built the sandbox image {tag} ({how}) in {time.monotonic() - started:.0f} s"
     (say or console.print)(message)
     return tag

@@ -22,6 +22,7 @@ from pathlib import Path
 from phi_eval.errors import PhiEvalError
 from phi_eval.jobs import ExecJob, ExecResult
 from phi_eval.paths import sandbox_dir
+from phi_eval.sandbox.blame import Fault, FaultKind, is_infrastructure, verdict_after
 
 GRACE_S = 5.0  # host-side slack over a job's own timeout before its runner is declared hung
 READY_TIMEOUT_S = 30.0
@@ -183,9 +184,9 @@ class LocalExecutor:
 
             Console(stderr=True).print(Panel(WARNING, title="phi-eval: --sandbox local", border_style="red"))
         self.grace_s = grace_s
-        n = workers if workers is not None else (os.cpu_count() or 1)
-        if n < 1:
-            raise PhiEvalError(f"--workers must be at least 1 (got {n})")
+        if workers is not None and workers < 0:
+            raise PhiEvalError(f"--workers must be 0 (one per core) or more (got {workers})")
+        n = workers or os.cpu_count() or 1  # 0 or None: one per core, as in the Docker executor
         runner = sandbox_dir() / "runner.py"
         if not runner.is_file():
             raise PhiEvalError(f"sandbox runner missing at {runner}; reinstall phi-eval")
@@ -225,7 +226,7 @@ class LocalExecutor:
                     if w.send(job, attempt, self.grace_s):
                         busy[w.index] = w
                     else:
-                        self._fail(w, pending, on_result, "runner died before the job was sent")
+                        self._fail(w, pending, on_result, "runner died before the job was sent", "died")
             if not busy:
                 continue
             now = time.monotonic()
@@ -237,15 +238,18 @@ class LocalExecutor:
                 lines = w.lines()
                 if lines is None:
                     del busy[w.index]
-                    self._fail(w, pending, on_result, "runner died: " + (w.log_tail() or "no message"))
+                    self._fail(w, pending, on_result, "runner died: " + (w.log_tail() or "no message"), "died")
                     continue
                 for line in lines:
                     if w.job is None or not line.strip():
                         continue
                     result = self._parse(line, w.job)
-                    if result is None:
+                    if result is None or is_infrastructure(result):
                         del busy[w.index]
-                        self._fail(w, pending, on_result, "runner sent a malformed reply")
+                        if result is None:
+                            self._fail(w, pending, on_result, "runner sent a malformed reply", "died")
+                        else:  # the runner's own machinery failed: a fresh runner
+                            self._fail(w, pending, on_result, result.detail, "runner")
                         break
                     w.job = None
                     del busy[w.index]
@@ -254,7 +258,7 @@ class LocalExecutor:
             for w in list(busy.values()):
                 if w.job is not None and now >= w.deadline:
                     del busy[w.index]
-                    self._fail(w, pending, on_result, f"runner hung past {w.job.timeout_s + self.grace_s:g}s")
+                    self._fail(w, pending, on_result, "no answer by the host deadline", "hung")
 
     @staticmethod
     def _parse(line: bytes, job: ExecJob) -> ExecResult | None:
@@ -271,8 +275,10 @@ class LocalExecutor:
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
-    def _fail(self, w: _Worker, pending: deque, on_result: Callable[[ExecResult], None], why: str) -> None:
-        """Replace a dead or hung runner; run its job once more, then give up on it."""
+    def _fail(
+        self, w: _Worker, pending: deque, on_result: Callable[[ExecResult], None], why: str, kind: FaultKind
+    ) -> None:
+        """Replace a dead or hung runner; run its job again or classify it, as blame decides."""
         job, attempt = w.job, w.attempt
         w.job = None
         w.kill()
@@ -283,10 +289,11 @@ class LocalExecutor:
             pass
         if job is None:
             return
-        if attempt == 0:
-            pending.appendleft((job, 1))
+        verdict = verdict_after(job, attempt + 1, Fault(kind, why[:250]), self.grace_s)
+        if verdict is None:
+            pending.appendleft((job, attempt + 1))
         else:
-            on_result(ExecResult(id=job.id, outcome="sandbox_error", duration_s=0.0, detail=why[:300]))
+            on_result(verdict)
         if w.proc is None:
             raise PhiEvalError(f"a local sandbox runner could not be restarted ({why})")
 
