@@ -11,10 +11,14 @@ Why it is shaped like this (each sample is split across processes that cannot re
 - The candidate process C runs the model's program.  It is forked by a *zygote*: a separate
   interpreter started once with a clean environment, which never sees a test, so C cannot find
   expected values in its own memory (gc, frames, /proc/self/mem).
-- The test process T runs the benchmark's trusted tests and never executes candidate code.  Names
-  the tests do not define resolve to proxies: a call pickles (name, args) to C (trusted -> untrusted)
-  and C answers in a tagged JSON that can only carry exact builtin values, so a returned object
-  with a rigged `__eq__` is impossible: T compares its own plain values.
+- The test process T runs the benchmark's trusted tests and never executes candidate code.  It
+  reaches into C only for the names the job lists (the functions and classes the tests mean to
+  call, computed by the host from the task's reference solution); every other name is T's own
+  (builtins, the prelude's imports) or a NameError, so nothing of the candidate computes an
+  expected value.  A listed name resolves to a proxy: a call pickles (name, args) to C (trusted ->
+  untrusted) and C answers in a tagged JSON that carries only plain values (builtin values, and
+  deque, range, dict views, Fraction, Decimal and generators as T's own objects built from plain
+  data), so a returned object with a rigged `__eq__` is impossible: T compares its own values.
 - Any other object (an instance of a candidate class, a class, a generator) stays in C, in a
   per-sample handle table; T gets a RemoteRef, its own class, which C's object can only be reached
   through by call, getattr and setattr (MBPP's `root.left = Node(2)`), each a round trip answered
@@ -34,7 +38,10 @@ Why it is shaped like this (each sample is split across processes that cannot re
 
 from __future__ import annotations
 
+import _collections_abc
 import builtins
+import collections
+import io
 import json
 import math
 import os
@@ -306,17 +313,37 @@ class _Unsupported(Exception):
     pass
 
 
-_COERCE = (bool, int, float, complex, str, bytes, bytearray, list, tuple, dict, set, frozenset)
+# A builtin subclass (Counter, OrderedDict, namedtuple, IntEnum, a str-valued Enum...) is carried as
+# its base value, read through the base type's own slot: never a __str__/__iter__/__int__ it overrides.
+_BASE_VALUE: tuple[tuple[type, Callable[[object], object]], ...] = (
+    (int, int.__int__),
+    (float, float.__float__),
+    (complex, lambda x: complex(complex.real.__get__(x), complex.imag.__get__(x))),
+    (str, str.__str__),
+    (bytes, lambda x: bytes.__getitem__(x, slice(None))),
+    (bytearray, bytearray.copy),
+    (list, list.copy),
+    (tuple, lambda x: tuple.__getitem__(x, slice(None))),
+    (dict, lambda x: {k: v for k, v in dict.items(x)}),
+    (set, lambda x: set(set.__iter__(x))),
+    (frozenset, lambda x: frozenset(frozenset.__iter__(x))),
+)
+_KEYS, _VALUES, _ITEMS = _collections_abc.KeysView, _collections_abc.ValuesView, _collections_abc.ItemsView
+MAX_BIG_BITS = 1 << 16  # a Fraction's numerator and denominator (T normalises them: gcd)
+MAX_DECIMAL_CHARS = 1 << 16
 
 
 def encode_value(value: object, handle: Callable[[object], dict] | None = None) -> object:
-    """A JSON-ready, tagged form of a builtin value.
+    """A JSON-ready, tagged form of a value the tests can compare as Python would.
 
-    Anything else (an instance of a candidate class, a class, a generator...) becomes
-    `handle(x)` (C's opaque reference `{"t": "ref", "id": N, "type": name}`), or raises
-    _Unsupported without a `handle`.  Runs in the candidate process, so it cannot be trusted to be
-    honest: the decoder only ever builds builtin values and T's own RemoteRef, which is what makes
-    a lie harmless (it is just a wrong return value).
+    Builtin values as they are; a builtin subclass as its base value; a generator or other
+    iterator of a library type (map, zip, itertools...) materialised, at most the whole item budget
+    (an endless one fails, it never stalls); deque, range, dict views, Fraction, Decimal and
+    UserString/UserList/UserDict as what they hold.  Anything else (an instance of a candidate
+    class, a class, a function) becomes `handle(x)` (C's opaque reference `{"t": "ref", "id": N,
+    "type": name}`), or raises _Unsupported without a `handle`.  Runs in the candidate process, so
+    it cannot be trusted to be honest: the decoder only ever builds builtin values and T's own
+    objects from plain data, which is what makes a lie harmless (it is just a wrong return value).
     """
     budget = [MAX_ITEMS]
 
@@ -351,9 +378,31 @@ def encode_value(value: object, handle: Callable[[object], dict] | None = None) 
             return {"B": x.hex()}
         if t is bytearray:
             return {"Y": x.hex()}
-        for base in _COERCE:  # Counter, OrderedDict, namedtuple, IntEnum, str subclasses...
-            if isinstance(x, base):
-                return enc(base(x), depth)
+        if t is range:
+            return {"R": [enc(x.start, depth + 1), enc(x.stop, depth + 1), enc(x.step, depth + 1)]}
+        for base, value_of in _BASE_VALUE:
+            if issubclass(t, base):
+                return enc(value_of(x), depth)
+        if issubclass(t, collections.deque):
+            items = [enc(v, depth + 1) for v in collections.deque.__iter__(x)]
+            return {"Q": [items, collections.deque.maxlen.__get__(x)]}
+        if issubclass(t, (collections.UserString, collections.UserList, collections.UserDict)):
+            return enc(x.data, depth)
+        if issubclass(t, _ITEMS):
+            return {"W": [[enc(k, depth + 1), enc(v, depth + 1)] for k, v in x]}
+        if issubclass(t, _KEYS):
+            return {"K": [enc(v, depth + 1) for v in x]}
+        if issubclass(t, _VALUES):
+            return {"V": [enc(v, depth + 1) for v in x]}
+        fractions, decimal = sys.modules.get("fractions"), sys.modules.get("decimal")
+        if fractions is not None and issubclass(t, fractions.Fraction):
+            num, den = fractions.Fraction.numerator.__get__(x), fractions.Fraction.denominator.__get__(x)
+            return {"Fr": [enc(num, depth + 1), enc(den, depth + 1)]}
+        if decimal is not None and issubclass(t, decimal.Decimal):
+            return {"Dc": decimal.Decimal.__str__(x)}
+        if hasattr(t, "__next__") and getattr(t, "__module__", None) != "__candidate__":
+            return {"G": [enc(v, depth + 1) for v in x]}  # a generator, map, zip...: the candidate's
+            # own code runs here, in C, and ends when the budget does
         if handle is not None:
             return handle(x)
         raise _Unsupported(f"returned a {t.__module__}.{t.__qualname__}, not a builtin value")
@@ -361,8 +410,40 @@ def encode_value(value: object, handle: Callable[[object], dict] | None = None) 
     return enc(value, 0)
 
 
+def _replay(values: list) -> Iterator[object]:
+    """T's own generator over the values a candidate's generator produced (so `f() == [..]` is
+    False and `list(f())` is the list, as in Python)."""
+    yield from values
+
+
+def _int_part(v: object, bits: int | None = None) -> int:
+    if type(v) is not int or (bits is not None and v.bit_length() > bits):
+        raise TypeError("malformed number")
+    return v
+
+
 def decode_value(data: object) -> object:
-    """Rebuild a value from encode_value's output using builtin constructors only."""
+    """Rebuild a value from encode_value's output using T's own constructors only.
+
+    Every tag has one exact shape; anything else, too deep, or rejected by its constructor is a
+    TypeError (the caller's "malformed value").  Nothing here calls code of the candidate: the input
+    is plain JSON data.
+    """
+
+    def items(body: object, depth: int) -> list:
+        if type(body) is not list:
+            raise TypeError("malformed value")
+        return [dec(e, depth + 1) for e in body]
+
+    def pairs(body: object, depth: int) -> list[tuple[object, object]]:
+        if type(body) is not list:
+            raise TypeError("malformed value")
+        out = []
+        for pair in body:
+            if type(pair) is not list or len(pair) != 2:
+                raise TypeError("malformed pair")
+            out.append((dec(pair[0], depth + 1), dec(pair[1], depth + 1)))
+        return out
 
     def dec(v: object, depth: int) -> object:
         if depth > MAX_DEPTH + 2:
@@ -377,38 +458,63 @@ def decode_value(data: object) -> object:
             if type(handle) is int and 0 <= handle < MAX_HANDLES and type(type_name) is str:
                 return RemoteRef(handle, type_name[:80])
             raise TypeError("malformed handle from the candidate process")
-        if t is dict and len(v) == 1:
-            ((tag, body),) = v.items()
-            if tag in "TSFDC" and type(body) is not list:
-                raise TypeError("malformed value")
-            if tag == "T":
-                return tuple(dec(e, depth + 1) for e in body)
-            if tag == "S":
-                return {dec(e, depth + 1) for e in body}
-            if tag == "F":
-                return frozenset(dec(e, depth + 1) for e in body)
-            if tag == "D":
-                out = {}
-                for pair in body:
-                    if type(pair) is not list or len(pair) != 2:
-                        raise TypeError("malformed dict")
-                    out[dec(pair[0], depth + 1)] = dec(pair[1], depth + 1)
-                return out
-            if tag == "C" and len(body) == 2 and all(type(p) in (int, float) for p in body):
-                return complex(body[0], body[1])
-            if tag == "C" and len(body) == 2:
-                return complex(dec(body[0], depth + 1), dec(body[1], depth + 1))
-            if tag == "I" and type(body) is str:
-                return int(body, 16)
-            if tag == "X" and body in ("nan", "inf", "-inf"):
-                return float(body)
-            if tag == "B" and type(body) is str:
-                return bytes.fromhex(body)
-            if tag == "Y" and type(body) is str:
-                return bytearray.fromhex(body)
+        if t is not dict or len(v) != 1:
+            raise TypeError("malformed value from the candidate process")
+        ((tag, body),) = v.items()
+        if tag == "T":
+            return tuple(items(body, depth))
+        if tag == "S":
+            return set(items(body, depth))
+        if tag == "F":
+            return frozenset(items(body, depth))
+        if tag == "D":
+            return dict(pairs(body, depth))
+        if tag == "C" and type(body) is list and len(body) == 2:
+            re_, im = (dec(p, depth + 1) for p in body)
+            if not all(type(p) is float or type(p) is int for p in (re_, im)):
+                raise TypeError("malformed complex")
+            return complex(re_, im)
+        if tag == "I" and type(body) is str:
+            return int(body, 16)
+        if tag == "X" and body in ("nan", "inf", "-inf"):
+            return float(body)
+        if tag == "B" and type(body) is str:
+            return bytes.fromhex(body)
+        if tag == "Y" and type(body) is str:
+            return bytearray.fromhex(body)
+        if tag == "G":
+            return _replay(items(body, depth))
+        if tag == "R" and type(body) is list and len(body) == 3:
+            return range(*(_int_part(dec(p, depth + 1)) for p in body))
+        if tag == "Q" and type(body) is list and len(body) == 2:
+            maxlen = body[1]
+            if maxlen is not None:
+                _int_part(maxlen, 62)
+            return collections.deque(items(body[0], depth), maxlen)
+        if tag == "K":
+            return dict.fromkeys(items(body, depth)).keys()
+        if tag == "V":
+            return dict(enumerate(items(body, depth))).values()
+        if tag == "W":
+            return dict(pairs(body, depth)).items()
+        if tag == "Fr" and type(body) is list and len(body) == 2:
+            num, den = (_int_part(dec(p, depth + 1), MAX_BIG_BITS) for p in body)
+            import fractions  # T's own (preimported)
+
+            return fractions.Fraction(num, den)
+        if tag == "Dc" and type(body) is str and len(body) <= MAX_DECIMAL_CHARS:
+            import decimal
+
+            try:
+                return decimal.Decimal(body)
+            except decimal.InvalidOperation:
+                raise TypeError("malformed Decimal") from None
         raise TypeError("malformed value from the candidate process")
 
-    return dec(data, 0)
+    try:
+        return dec(data, 0)
+    except (ValueError, OverflowError, ZeroDivisionError, KeyError, IndexError) as exc:
+        raise TypeError(f"malformed value from the candidate process ({type(exc).__name__})") from None
 
 
 # ---------------------------------------------------------------------- candidate process (C)
@@ -526,8 +632,6 @@ def _c_describe(name: str) -> dict:
     if name not in _C_NS:
         return {"k": "none"}
     value = _C_NS[name]
-    if isinstance(value, type(sys)):
-        return {"k": "mod", "n": value.__name__}
     if callable(value):
         return {"k": "fn"}
     try:  # a plain value, or a handle to an object (MBPP's setup builds `root = Node(1)` in C)
@@ -561,7 +665,7 @@ class _Channel:
         if self.fault is not None:
             raise CandidateFault(self.fault[1])
         try:
-            payload = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
+            payload = _t_pickle(request)
         except Exception as exc:
             raise TypeError(f"cannot send arguments to the candidate: {exc}") from None
         try:
@@ -613,8 +717,6 @@ class _Channel:
                 return decode_value(reply.get("v"))
             except (TypeError, ValueError, RecursionError):
                 raise self._fail("runtime_error", f"candidate sent a malformed value for {name}") from None
-        if kind == "mod" and reply.get("n") in PREIMPORT_OK:  # T's own copy; only the name came from C
-            return __import__(reply["n"])
         return RemoteFunction(name)
 
     def op(self, op: str, target: str | int, a: object, b: object, name: str) -> object:
@@ -636,6 +738,8 @@ class _Channel:
     def _raise(self, name: str, type_name: str, message: str) -> object:
         if type_name == "MemoryError":
             raise self._fail("oom", f"MemoryError in {name}")
+        if type_name in _ENDS_ITERATION:  # never a silent end of the tests' map/filter/all/any
+            raise RuntimeError(f"{name} raised {type_name}: {message}")
         exc_type = getattr(builtins, type_name, None) if type_name in _BUILTIN_NAMES else None
         if not (isinstance(exc_type, type) and issubclass(exc_type, Exception)):
             if exc_type is not None and issubclass(exc_type, BaseException):  # SystemExit & co.
@@ -649,6 +753,49 @@ class _Channel:
 
 
 _CHANNEL = _Channel()
+# Exceptions that end an iteration: raised again as they are, a candidate's StopIteration inside the
+# tests' `all(map(f, xs))` would end it early and pass.  They reach the tests as RuntimeError, as
+# Python itself turns a StopIteration inside a generator into one (PEP 479).
+_ENDS_ITERATION = frozenset({"StopIteration", "StopAsyncIteration", "GeneratorExit"})
+
+
+def _c_view(kind: str, values: list) -> object:
+    """Unpickled in C: a dict view T passes as an argument (T's own decoded view), rebuilt."""
+    if kind == "K":
+        return dict.fromkeys(values).keys()
+    if kind == "V":
+        return dict(enumerate(values)).values()
+    return dict(values).items()
+
+
+_VIEW_KIND = {type({}.keys()): "K", type({}.values()): "V", type({}.items()): "W"}
+
+
+class _TPickler(pickle.Pickler):
+    """T's arguments for C: what pickle cannot carry as it is, T's generators (its replay of a
+    candidate's, or the tests' own `f(x for x in xs)`) and dict views, goes as its values."""
+
+    def reducer_override(self, obj: object) -> object:
+        kind = _VIEW_KIND.get(type(obj))
+        if kind is not None:
+            return (_c_view, (kind, list(obj)))
+        if type(obj) is _GENERATOR:
+            import itertools
+
+            values = list(itertools.islice(obj, MAX_ITEMS + 1))
+            if len(values) > MAX_ITEMS:
+                raise TypeError(f"a generator argument yields more than {MAX_ITEMS} values")
+            return (iter, (values,))
+        return NotImplemented
+
+
+_GENERATOR = type(_replay([]))
+
+
+def _t_pickle(request: tuple) -> bytes:
+    buf = io.BytesIO()
+    _TPickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(request)
+    return buf.getvalue()
 
 
 class _Remote:
@@ -743,31 +890,41 @@ class RemoteRef(_Remote):
 
 
 class _TestNamespace(dict):
-    """T's globals: a name the tests do not define is looked up in C (MBPP asserts call by name)."""
+    """T's globals.  A name the tests do not define is T's own builtin (or a NameError), unless the
+    job lists it as one the tests take from the candidate: its functions and classes, the objects
+    MBPP's setup builds there, and a builtin name only where the task's reference solution defines
+    it too (MBPP 126's `sum`).  Modules, constants and helpers come from T's prelude and tests."""
 
-    __slots__ = ()
+    __slots__ = ("allowed",)
+
+    def __init__(self, allowed: frozenset[str], **names: object) -> None:
+        super().__init__(**names)
+        self.allowed = allowed
 
     def __missing__(self, name: str) -> object:
-        if name in _BUILTIN_NAMES or name.startswith("__"):
-            raise KeyError(name)
-        value = _CHANNEL.lookup(name)
+        if name not in self.allowed:
+            raise KeyError(name)  # on to T's builtins, then NameError
+        try:
+            value = _CHANNEL.lookup(name)
+        except KeyError:
+            if name not in _BUILTIN_NAMES:
+                raise
+            value = getattr(builtins, name)  # not the candidate's: the builtin it is
         dict.__setitem__(self, name, value)
         return value
 
 
-_TESTED_RE = re.compile(r"^assert[ \t(]+([A-Za-z_]\w*)[ \t]*\(", re.M)
-
-
-def _tested_builtin_names(job: dict) -> set[str]:
-    """Builtin names the tests call as *the function under test* (`assert sum(1, 2) == 3`).
-
-    Only those may be taken from the candidate: every other builtin the tests use (abs, len,
-    isinstance, ...) stays T's own, so a candidate that redefines `abs` cannot bend a comparison.
-    """
-    names = set(_TESTED_RE.findall(job.get("tests") or ""))
-    if job.get("entry_point"):
-        names.add(job["entry_point"])
-    return names & _BUILTIN_NAMES
+def _allowed_names(job: dict) -> frozenset[str]:
+    """The names T may take from C: the job's list (computed by the host from the task) and the
+    entry point, never a dunder."""
+    names = job.get("candidate_names") or ()
+    if not isinstance(names, (list, tuple)):
+        raise ValueError("candidate_names must be a list of names")
+    out = {n for n in names if type(n) is str and n.isidentifier() and not n.startswith("__")}
+    entry = job.get("entry_point")
+    if type(entry) is str and entry.isidentifier():
+        out.add(entry)
+    return frozenset(out)
 
 
 _CODE_CACHE: dict[tuple[str, str], object] = {}  # T's compiled preludes and tests (trusted text)
@@ -788,19 +945,13 @@ def _compiled(source: str, name: str) -> object:
 
 def _run_tests(job: dict) -> dict:
     """The whole trusted side of one sample, in a fresh namespace; returns T's report."""
-    ns = _TestNamespace(__name__="__main__", __builtins__=builtins)
     try:
+        ns = _TestNamespace(_allowed_names(job), __name__="__main__", __builtins__=builtins)
         exec(_compiled(job.get("prelude") or "", "<prelude>"), ns, ns)
         entry = job.get("entry_point")
         if entry:  # the prompt's stub: the tests must reach the candidate's version by this name
             dict.pop(ns, entry, None)
         _CHANNEL.wait_hello()
-        for name in _tested_builtin_names(job):  # MBPP 126 defines its own `sum`
-            try:
-                if isinstance(_CHANNEL.lookup(name), RemoteFunction):
-                    dict.__setitem__(ns, name, RemoteFunction(name))
-            except KeyError:  # not defined by the candidate: the builtin it is
-                pass
         exec(_compiled(job.get("tests") or "", "<tests>"), ns, ns)
         if entry:
             check = dict.get(ns, "check")
@@ -1529,6 +1680,9 @@ class Runner:
                     raise ValueError(f"field {key!r} missing or not {getattr(kind, '__name__', 'a number')}")
             if job["timeout_s"] <= 0 or job["memory_mb"] <= 0:
                 raise ValueError("timeout_s and memory_mb must be positive")
+            names = job.get("candidate_names")
+            if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+                raise ValueError("field 'candidate_names' must be a list of names")
         except (ValueError, RecursionError) as exc:
             return self._reply(job_id, "sandbox_error", t0, f"bad request: {exc}")
         try:
@@ -1561,6 +1715,7 @@ class Runner:
             "prelude": job.get("prelude") or "",
             "tests": job.get("tests") or "",
             "entry_point": job.get("entry_point"),
+            "candidate_names": job.get("candidate_names") or [],
         }
         self._zsync()
         req_r, req_w = os.pipe()
