@@ -329,11 +329,17 @@ _BASE_VALUE: tuple[tuple[type, Callable[[object], object]], ...] = (
     (frozenset, lambda x: frozenset(frozenset.__iter__(x))),
 )
 _KEYS, _VALUES, _ITEMS = _collections_abc.KeysView, _collections_abc.ValuesView, _collections_abc.ItemsView
+# A returned iterator: this many items go with the reply (or what ITER_CHUNK_S of its time yields),
+# the rest in chunks that double up to ITER_CHUNK_MAX as the tests iterate, so an endless or slow
+# generator costs what the tests take of it, as in Python.
+ITER_FIRST, ITER_CHUNK_MAX, ITER_CHUNK_S = 256, 1 << 16, 0.02
 MAX_BIG_BITS = 1 << 16  # a Fraction's numerator and denominator (T normalises them: gcd)
 MAX_DECIMAL_CHARS = 1 << 16
 
 
-def encode_value(value: object, handle: Callable[[object], dict] | None = None) -> object:
+def encode_value(
+    value: object, handle: Callable[[object], dict] | None = None, chunk: int | None = None
+) -> object:
     """A JSON-ready, tagged form of a value the tests can compare as Python would.
 
     Builtin values as they are; a builtin subclass as its base value; a generator or other
@@ -401,19 +407,58 @@ def encode_value(value: object, handle: Callable[[object], dict] | None = None) 
         if decimal is not None and issubclass(t, decimal.Decimal):
             return {"Dc": decimal.Decimal.__str__(x)}
         if hasattr(t, "__next__") and getattr(t, "__module__", None) != "__candidate__":
-            return {"G": [enc(v, depth + 1) for v in x]}  # a generator, map, zip...: the candidate's
-            # own code runs here, in C, and ends when the budget does
+            # a generator, map, zip...: its items now (the candidate's own code runs here, in C), the
+            # rest, if any, by later round trips as the tests iterate; without a handle, all of it
+            values, more = take(x, depth, ITER_FIRST if handle is not None else None, handle is not None)
+            return {"Gi": [values, handle(x)]} if more else {"G": values}
         if handle is not None:
             return handle(x)
         raise _Unsupported(f"returned a {t.__module__}.{t.__qualname__}, not a builtin value")
 
+    def take(it: object, depth: int, limit: int | None, defer: bool = False) -> tuple[list, bool]:
+        """Up to `limit` items of iterator `it`, or as many as ITER_CHUNK_S allows (at least one);
+        and whether it may have more.  An exception the iterator raises is, with `defer`, kept
+        for the round trip that asks for the item after the last one (Python raises it there)."""
+        out: list = []
+        end = time.monotonic() + ITER_CHUNK_S
+        iterator = iter(it)  # type: ignore[call-overload]
+        while True:
+            try:
+                v = next(iterator)
+            except StopIteration:
+                return out, False
+            except MemoryError:
+                raise
+            except Exception as exc:
+                if not defer:
+                    raise
+                _C_PENDING[id(it)] = exc
+                return out, True
+            out.append(enc(v, depth + 1))
+            if limit is not None and (len(out) >= limit or time.monotonic() > end):
+                return out, True
+
+    if chunk is not None:  # the next items of an iterator T holds a handle to
+        pending = _C_PENDING.pop(id(value), None)
+        if pending is not None:
+            raise pending
+        values, more = take(value, 0, chunk, True)
+        return [values, more]
     return enc(value, 0)
 
 
-def _replay(values: list) -> Iterator[object]:
-    """T's own generator over the values a candidate's generator produced (so `f() == [..]` is
-    False and `list(f())` is the list, as in Python)."""
+def _replay(values: list, more: int | None = None) -> Iterator[object]:
+    """T's own generator over the values a candidate's iterator produces (so `f() == [..]` is
+    False and `list(f())` is the list, as in Python): `values`, then, while C's iterator (handle
+    `more`) has more, its next chunks, each a round trip answered with plain values."""
     yield from values
+    size = ITER_FIRST
+    while more is not None:
+        size = min(size * 2, ITER_CHUNK_MAX)
+        values, going = _CHANNEL.next_chunk(more, size)
+        yield from values
+        if not going:
+            return
 
 
 def _int_part(v: object, bits: int | None = None) -> int:
@@ -484,6 +529,11 @@ def decode_value(data: object) -> object:
             return bytearray.fromhex(body)
         if tag == "G":
             return _replay(items(body, depth))
+        if tag == "Gi" and type(body) is list and len(body) == 2:
+            ref = dec(body[1], depth + 1)
+            if type(ref) is not RemoteRef:
+                raise TypeError("malformed iterator")
+            return _replay(items(body[0], depth), ref._rr_id)
         if tag == "R" and type(body) is list and len(body) == 3:
             return range(*(_int_part(dec(p, depth + 1)) for p in body))
         if tag == "Q" and type(body) is list and len(body) == 2:
@@ -532,6 +582,7 @@ def _c_ref(handle: int) -> object:
 
 _C_NS: dict = {}
 _C_REFS: list = []  # handle id -> object C sent to T as a reference (kept alive for the sample)
+_C_PENDING: dict[int, Exception] = {}  # id(iterator) -> what it raised after the items T was sent
 _C_REF_IDS: dict[int, int] = {}  # id(object) -> handle id: one object, one handle
 
 
@@ -611,10 +662,14 @@ def _candidate_main(candidate: str, entry: str | None = None) -> None:
                 elif op == "setattr":
                     setattr(obj, a, b)
                     result = None
-                else:
+                elif op != "next":
                     raise ValueError(f"unknown operation {op!r}")
                 try:
-                    reply = {"r": encode_value(result, _c_handle)}
+                    if op == "next":  # the next chunk of an iterator whose first items T has
+                        size = a if type(a) is int and 0 < a <= ITER_CHUNK_MAX else ITER_FIRST
+                        reply = {"n": encode_value(obj, _c_handle, chunk=size)}
+                    else:
+                        reply = {"r": encode_value(result, _c_handle)}
                 except _Unsupported as exc:
                     reply = {"u": str(exc)}
             payload = _COMPACT.encode(reply).encode()
@@ -722,7 +777,10 @@ class _Channel:
     def op(self, op: str, target: str | int, a: object, b: object, name: str) -> object:
         """One operation on C's object `target` (a global's name or a handle id): call, getattr or
         setattr.  The answer is a builtin value or a new RemoteRef; `name` labels errors."""
-        reply = self._roundtrip((op, target, a, b))
+        return self.op_reply(self._roundtrip((op, target, a, b)), name)
+
+    def op_reply(self, reply: dict, name: str) -> object:
+        """The value of C's answer to an operation, or the exception it reports raised here."""
         if "r" in reply:
             try:
                 return decode_value(reply["r"])
@@ -733,6 +791,20 @@ class _Channel:
         err = reply.get("e")
         if type(err) is list and len(err) == 2 and all(type(p) is str for p in err):
             return self._raise(name, err[0], err[1])
+        raise self._fail("runtime_error", "candidate sent a malformed reply")
+
+    def next_chunk(self, handle: int, size: int) -> tuple[list, bool]:
+        """The next items of C's iterator `handle`, and whether it may have more."""
+        reply = self._roundtrip(("next", handle, size, None))
+        if "n" in reply:
+            body = reply["n"]
+            if type(body) is list and len(body) == 2 and type(body[0]) is list and type(body[1]) is bool:
+                try:
+                    return decode_value(body[0]), body[1]
+                except (TypeError, ValueError, RecursionError):
+                    pass
+            raise self._fail("runtime_error", "an iterator of the candidate sent a malformed chunk")
+        self.op_reply(reply, "<iterator>")
         raise self._fail("runtime_error", "candidate sent a malformed reply")
 
     def _raise(self, name: str, type_name: str, message: str) -> object:
