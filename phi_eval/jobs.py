@@ -72,7 +72,7 @@ def build_job(
     own helpers (e.g. `poly`, `encode_cyclic`) and call check(candidate).  A full program (EvalPlus
     `solution`) replaces prompt + completion.  MBPP (the original harness's order): candidate =
     program + setup, since the setup may build objects of the program's classes (`root = Node(1)`);
-    the assert lines run against it by name (see test_names: which names they may take from the
+    the assert lines run against it by name (see names_for_tests: which names they may take from the
     candidate, and which imports run in the tests themselves).
     """
     program = problem.completion_is_program if is_program is None else is_program
@@ -82,7 +82,7 @@ def build_job(
         prelude = problem.prompt
     else:
         candidate = completion + ("\n" + problem.setup if problem.setup else "")
-        names, imports = test_names(problem.reference, problem.setup, problem.tests)
+        names, imports = names_for_tests(problem.reference, problem.setup, problem.tests)
         prelude = setup_imports(problem.setup) + imports
     return ExecJob(
         id=job_id(problem.task_id, completion_id),
@@ -166,7 +166,7 @@ _NEVER_IMPORT = frozenset({"this", "antigravity", "__future__"})  # importing th
 
 
 @functools.lru_cache(maxsize=4096)  # per problem, not per sample: the n samples of a task share it
-def test_names(reference: str, setup: str, tests: str) -> tuple[tuple[str, ...], str]:
+def names_for_tests(reference: str, setup: str, tests: str) -> tuple[tuple[str, ...], str]:
     """What the tests of an MBPP-style problem take from the candidate, and what they import.
 
     The tests run in their own process; a name they use resolves there to a builtin, to the
