@@ -406,6 +406,12 @@ def encode_value(
             return {"Fr": [enc(num, depth + 1), enc(den, depth + 1)]}
         if decimal is not None and issubclass(t, decimal.Decimal):
             return {"Dc": decimal.Decimal.__str__(x)}
+        re_mod = sys.modules.get("re")
+        if re_mod is not None and t is re_mod.Match:  # MBPP+'s `return re.search(...)`: its spans
+            spans = [list(x.span(g)) for g in range(x.re.groups + 1)]
+            names = [[k, v] for k, v in x.re.groupindex.items()]
+            body = [x.string, x.pos, x.endpos, spans, names, x.lastindex, x.re.pattern, x.re.flags]
+            return {"M": [enc(v, depth + 1) for v in body]}
         if hasattr(t, "__next__") and getattr(t, "__module__", None) != "__candidate__":
             # a generator, map, zip...: its items now (the candidate's own code runs here, in C), the
             # rest, if any, by later round trips as the tests iterate; without a handle, all of it
@@ -459,6 +465,89 @@ def _replay(values: list, more: int | None = None) -> Iterator[object]:
         yield from values
         if not going:
             return
+
+
+class _Match:
+    """T's stand-in for a re.Match the candidate returned, built from its spans: true like a match,
+    with its groups, spans and string (MBPP+ asserts `assert check_str("annie")`)."""
+
+    __slots__ = ("string", "pos", "endpos", "lastindex", "_spans", "_names", "_pattern", "_flags")
+
+    def __init__(self, body: list) -> None:
+        string, pos, endpos, spans, names, lastindex, pattern, flags = body
+        if type(string) not in (str, bytes) or type(pattern) is not type(string) or type(flags) is not int:
+            raise TypeError("malformed match")
+        n = len(string)
+        if not (type(spans) is list and spans and all(type(sp) is tuple and len(sp) == 2 for sp in spans)):
+            raise TypeError("malformed match")
+        for a, b in spans:
+            if not (type(a) is int and type(b) is int and (a == b == -1 or 0 <= a <= b <= n)):
+                raise TypeError("malformed match")
+        if spans[0][0] == -1 or type(names) is not list:
+            raise TypeError("malformed match")
+        index = {}
+        for pair in names:
+            if type(pair) is not tuple or len(pair) != 2 or type(pair[0]) is not str or type(pair[1]) is not int:
+                raise TypeError("malformed match")
+            if not 0 < pair[1] < len(spans):
+                raise TypeError("malformed match")
+            index[pair[0]] = pair[1]
+        if lastindex is not None and not (type(lastindex) is int and 0 < lastindex < len(spans)):
+            raise TypeError("malformed match")
+        for name, value in (("string", string), ("pos", _int_part(pos)), ("endpos", _int_part(endpos))):
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "lastindex", lastindex)
+        object.__setattr__(self, "_spans", spans)
+        object.__setattr__(self, "_names", index)
+        object.__setattr__(self, "_pattern", pattern)
+        object.__setattr__(self, "_flags", flags)
+
+    def _index(self, g: object) -> int:
+        i = self._names.get(g) if type(g) is str else g
+        if type(i) is not int or not 0 <= i < len(self._spans):
+            raise IndexError("no such group")
+        return i
+
+    def _get(self, g: object, default: object = None) -> object:
+        a, b = self._spans[self._index(g)]
+        return default if a == -1 else self.string[a:b]
+
+    def group(self, *groups: object) -> object:
+        values = tuple(self._get(g) for g in groups or (0,))
+        return values[0] if len(values) == 1 else values
+
+    __getitem__ = _get
+
+    def groups(self, default: object = None) -> tuple:
+        return tuple(self._get(i, default) for i in range(1, len(self._spans)))
+
+    def groupdict(self, default: object = None) -> dict:
+        return {name: self._get(i, default) for name, i in self._names.items()}
+
+    def span(self, g: object = 0) -> tuple[int, int]:
+        return self._spans[self._index(g)]
+
+    def start(self, g: object = 0) -> int:
+        return self.span(g)[0]
+
+    def end(self, g: object = 0) -> int:
+        return self.span(g)[1]
+
+    @property
+    def lastgroup(self) -> str | None:
+        return next((n for n, i in self._names.items() if i == self.lastindex), None)
+
+    @property
+    def re(self) -> object:
+        import re
+
+        return re.compile(self._pattern, self._flags)
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return f"<re.Match object; span={self.span()!r}, match={self.group()!r}>"
 
 
 def _int_part(v: object, bits: int | None = None) -> int:
@@ -547,6 +636,13 @@ def decode_value(data: object) -> object:
             return dict(enumerate(items(body, depth))).values()
         if tag == "W":
             return dict(pairs(body, depth)).items()
+        if tag == "M" and type(body) is list and len(body) == 8:
+            parts = items(body, depth)
+            if type(parts[3]) is list:
+                parts[3] = [tuple(sp) if type(sp) is list else sp for sp in parts[3]]
+            if type(parts[4]) is list:
+                parts[4] = [tuple(p) if type(p) is list else p for p in parts[4]]
+            return _Match(parts)
         if tag == "Fr" and type(body) is list and len(body) == 2:
             num, den = (_int_part(dec(p, depth + 1), MAX_BIG_BITS) for p in body)
             import fractions  # T's own (preimported)

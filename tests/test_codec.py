@@ -11,6 +11,7 @@ import enum
 import fractions
 import importlib.util
 import json
+import re
 from collections import Counter, OrderedDict, UserDict, UserList, UserString, deque, namedtuple
 
 import pytest
@@ -177,3 +178,20 @@ def test_a_dict_shaped_like_a_tag_is_plain_data() -> None:
     as the dict it is."""
     for forged in ({"Fr": [1, 3]}, {"t": "ref", "id": 0, "type": "x"}, {"G": [1]}):
         assert wire(forged) == forged and type(wire(forged)) is dict
+
+
+def test_a_match_is_true_and_carries_its_groups() -> None:
+    m = wire(re.search(r"(?P<a>b+)(c)?", "xabbd"))
+    assert bool(m) and m.group() == "bb" and m.group(1, 2) == ("bb", None) and m["a"] == "bb"
+    assert m.span() == (2, 4) and m.groups("-") == ("bb", "-") and m.groupdict() == {"a": "bb"}
+    assert m.lastgroup == "a" and m.re.pattern == "(?P<a>b+)(c)?" and m.string == "xabbd"
+    assert wire(re.search(rb"b", b"abc")).group() == b"b"
+    for bad in (
+        {"M": [1]},
+        {"M": ["s", 0, 1, [[0, 9]], [], None, "p", 0]},  # a span past the string
+        {"M": ["s", 0, 1, [[0, 1]], [["a", 5]], None, "p", 0]},  # a group that is not there
+        {"M": ["s", 0, 1, [[-1, -1]], [], None, "p", 0]},  # group 0 always matched
+        {"M": ["s", 0, 1, [[0, 1]], [], None, b"p", 0]},  # pattern and string of two kinds
+    ):
+        with pytest.raises(TypeError):
+            runner.decode_value(bad)

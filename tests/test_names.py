@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -301,16 +302,29 @@ def _forger_names(p: Problem) -> set[str]:
     return {n.id for n in ast.walk(ast.parse(p.tests)) if isinstance(n, ast.Name)} - _bound_by_tests(p.tests)
 
 
-def test_mbppplus_references_pass(local: LocalExecutor) -> None:
-    """Every MBPP+ reference solution passes its assertion lines through the runner (with `math`
-    for the seven whose asserts use math.isclose and whose reference never imports it)."""
+def test_mbppplus_references_get_the_verdict_python_gives_them(local: LocalExecutor) -> None:
+    """Every MBPP+ reference solution against its assertion lines through the runner: the verdict
+    plain Python gives it (all pass but 164 and 295, whose pre-release assertions are wrong), with
+    `math` for the seven whose asserts use math.isclose and whose reference never imports it, and
+    the re.Match that 737, 787 and 794 return true as in Python."""
     problems = _mbppplus_problems()
     task = get_task("mbpp")
     jobs = [build_job(task, p, p.reference, 0, timeout_s=MBPP_TIMEOUT_S) for p in problems]
+    direct = direct_exec([j.prelude + p.reference + "\n" + p.tests for p, j in zip(problems, jobs, strict=True)])
     results = run_all(local, jobs)
-    bad = {k: (r.outcome, r.detail) for k, r in results.items() if not r.passed}
-    assert not bad
+    differ = {}
+    for p, j, d in zip(problems, jobs, direct, strict=True):
+        r = results[j.id]
+        if r.passed != (d == "passed") and not (LOCAL_STDLIB_UNREADABLE and "ModuleNotFoundError" in r.detail):
+            differ[p.task_id] = (r.outcome, r.detail, d)
+    assert not differ
+    assert sorted(p.task_id for p, d in zip(problems, direct, strict=True) if d != "passed") == ["Mbpp/164", "Mbpp/295"]
     assert len(results) == 399
+
+
+# A Python installed under /root (pyenv) is unreadable to the local runner's sandbox uids, so a
+# function-level `import colorsys` (MBPP+ 783) fails there; in the container the stdlib is readable.
+LOCAL_STDLIB_UNREADABLE = os.geteuid() == 0 and sys.base_prefix.startswith("/root")
 
 
 def test_sanitized_rows_take_their_test_imports_trusted_side() -> None:
