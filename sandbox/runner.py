@@ -17,9 +17,9 @@ Why it is shaped like this (each sample is split across processes that cannot re
   (builtins, the prelude's imports) or a NameError, so nothing of the candidate computes an
   expected value.  A listed name resolves to a proxy: a call pickles (name, args) to C (trusted ->
   untrusted) and C answers in a tagged JSON that carries only plain values (builtin values, and
-  deque, range, dict views, Fraction, Decimal and generators as T's own objects built from plain
+  deque, range, dict views, Fraction, Decimal, re.Match and iterators as T's own objects built from plain
   data), so a returned object with a rigged `__eq__` is impossible: T compares its own values.
-- Any other object (an instance of a candidate class, a class, a generator) stays in C, in a
+- Any other object (an instance of a candidate class, a class, a function) stays in C, in a
   per-sample handle table; T gets a RemoteRef, its own class, which C's object can only be reached
   through by call, getattr and setattr (MBPP's `root.left = Node(2)`), each a round trip answered
   the same way.  Its ==, hash and str are the handle's; truth, len, order, arithmetic and iteration
@@ -1019,7 +1019,7 @@ class RemoteFunction(_Remote):
 
 
 class RemoteRef(_Remote):
-    """Stands in T for an object C could not send as a builtin value (a `Node`, a generator...).
+    """Stands in T for an object C could not send as a builtin value (a `Node`, a class, a function...).
 
     Defined here, in T: equality is the identity of C's handle (one object, one handle), the hash
     is the handle's, and the truth value raises.  A rigged `__eq__`/`__bool__`/`__len__` of the
