@@ -349,3 +349,33 @@ def test_sanitized_rows_take_their_test_imports_trusted_side() -> None:
 
 
 _SIMILAR_REF = "def similar_elements(test_tup1, test_tup2):\n  return tuple(set(test_tup1) & set(test_tup2))\n"
+
+
+@pytest.mark.docker
+def test_evaluate_real_mbpp_tasks_one_container(tmp_path: Path, mbpp_path: Path) -> None:
+    """Through `phi-eval evaluate --workers 1` on real MBPP tasks, forgeries in among honest
+    samples: a fake `sys` for 596's expected side and a StopIteration fail; 596's reference and
+    a 596 that goes through a generator pass."""
+    from typer.testing import CliRunner
+
+    from phi_eval.cli import app
+
+    problems = {p.task_id: p for p in get_task("mbpp").load(mbpp_path, split="validation")[0]}
+    ref596 = problems["Mbpp/596"].reference
+    samples = [
+        ("Mbpp/596", ref596, True),
+        ("Mbpp/596", "class sys:\n    getsizeof = staticmethod(lambda x: 0)\ndef tuple_size(t):\n    return 0\n", False),
+        ("Mbpp/596", "def tuple_size(t):\n    raise StopIteration\n", False),
+        ("Mbpp/596", "import sys\ndef tuple_size(t):\n    return (n for n in [sys.getsizeof(t)]).__next__()\n", True),
+    ]
+    direct = direct_exec([code + "\n" + problems[t].tests for t, code, _ in samples])
+    assert direct[1] == "passed", "control: the fake sys passes when exec'd as MBPP's harness does"
+    path = tmp_path / "samples.jsonl"
+    path.write_text("".join(json.dumps({"task_id": t, "completion": c}) + "\n" for t, c, _ in samples))
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["evaluate", str(path), "--task", "mbpp", "--data", str(mbpp_path), "--split",
+                                      "validation", "--workers", "1", "--out", str(out)], catch_exceptions=False)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = sorted((json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()),
+                  key=lambda r: r["completion_id"])  # fmt: skip
+    assert [r["passed"] for r in rows] == [want for _, _, want in samples], rows
