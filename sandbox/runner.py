@@ -961,6 +961,10 @@ _GENERATOR = type(_replay([]))
 
 
 def _t_pickle(request: tuple) -> bytes:
+    try:  # the common case, at C speed; a generator or view refuses to pickle before it is touched
+        return pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
+    except TypeError:
+        pass
     buf = io.BytesIO()
     _TPickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(request)
     return buf.getvalue()
