@@ -9,6 +9,9 @@ that decides the verdict.
 from __future__ import annotations
 
 import ast
+import functools
+import sys
+import warnings
 from dataclasses import asdict, dataclass
 
 from phi_eval.tasks import Problem, Task
@@ -25,6 +28,9 @@ class ExecJob:
     entry_point: str | None  # when set, the test process finally calls check(<proxy of entry_point>)
     timeout_s: float  # wall-clock limit for the whole sample
     memory_mb: int  # address-space limit for the candidate process
+    # The only names the tests may take from the candidate (with entry_point); every other name the
+    # tests use is the test process's own (builtins, the prelude's imports) or a NameError.
+    candidate_names: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -69,16 +75,18 @@ def build_job(
     own helpers (e.g. `poly`, `encode_cyclic`) and call check(candidate).  A full program (EvalPlus
     `solution`) replaces prompt + completion.  MBPP (the original harness's order): candidate =
     program + setup, since the setup may build objects of the program's classes (`root = Node(1)`);
-    the assert lines run against it by name, and only the setup's imports also run in the tests
-    (`import math` for `math.isclose`); its other names (`root`) are reached in the candidate.
+    the assert lines run against it by name (see names_for_tests: which names they may take from the
+    candidate, and which imports run in the tests themselves).
     """
     program = problem.completion_is_program if is_program is None else is_program
-    if problem.entry_point is not None:  # HumanEval-style
+    names: tuple[str, ...] = ()
+    if problem.entry_point is not None:  # HumanEval-style: check() gets the entry point, nothing else
         candidate = completion if program else problem.prompt + completion
         prelude = problem.prompt
     else:
         candidate = completion + ("\n" + problem.setup if problem.setup else "")
-        prelude = setup_imports(problem.setup)
+        names, imports = names_for_tests(problem.reference, problem.setup, problem.tests)
+        prelude = setup_imports(problem.setup) + imports
     return ExecJob(
         id=job_id(problem.task_id, completion_id),
         candidate=candidate,
@@ -87,6 +95,7 @@ def build_job(
         entry_point=problem.entry_point,
         timeout_s=float(timeout_s if timeout_s is not None else task.timeout_s),
         memory_mb=task.memory_mb,
+        candidate_names=names,
     )
 
 
@@ -103,3 +112,99 @@ def setup_imports(setup: str) -> str:
         return ""
     imports = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
     return ast.unparse(ast.Module(body=imports, type_ignores=[])) + "\n" if imports else ""
+
+
+def _top_level(source: str) -> tuple[set[str], list[ast.stmt]]:
+    """(names the module's top level binds other than by import, its import statements), looking
+    into top-level if/try/with/for/while blocks (they run at import as well)."""
+    bound: set[str] = set()
+    imports: list[ast.stmt] = []
+    try:
+        with warnings.catch_warnings():  # MBPP's references hold invalid escapes ("\d")
+            warnings.simplefilter("ignore")
+            body = ast.parse(source).body
+    except (SyntaxError, ValueError):
+        return bound, imports
+
+    def walk(stmts: list[ast.stmt]) -> None:
+        for node in stmts:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                imports.append(node)
+                continue
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                bound.add(node.name)
+                continue
+            targets: list[ast.AST] = []
+            if isinstance(node, ast.Assign):
+                targets = list(node.targets)
+            elif isinstance(node, (ast.AnnAssign, ast.AugAssign, ast.For, ast.AsyncFor)):
+                targets = [node.target]
+            elif isinstance(node, (ast.With, ast.AsyncWith)):
+                targets = [item.optional_vars for item in node.items if item.optional_vars is not None]
+            for target in targets:
+                bound.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+            for field in ("body", "orelse", "finalbody"):
+                if isinstance(node, (ast.If, ast.Try, ast.With, ast.AsyncWith, ast.For, ast.AsyncFor, ast.While)):
+                    walk(getattr(node, field, None) or [])
+            for handler in getattr(node, "handlers", None) or []:
+                walk(handler.body)
+
+    walk(body)
+    return bound, imports
+
+
+def _import_binds(node: ast.stmt) -> list[tuple[str, ast.stmt]]:
+    """(bound name, a one-name import statement binding it) for each name `node` imports."""
+    out: list[tuple[str, ast.stmt]] = []
+    for alias in node.names:  # type: ignore[attr-defined]
+        if isinstance(node, ast.Import):
+            name = alias.asname or alias.name.split(".")[0]
+            out.append((name, ast.Import(names=[alias])))
+        elif alias.name != "*":
+            out.append((alias.asname or alias.name, ast.ImportFrom(module=node.module, names=[alias], level=node.level)))
+    return out
+
+
+_NEVER_IMPORT = frozenset({"this", "antigravity", "__future__"})  # importing them does something
+
+
+@functools.lru_cache(maxsize=4096)  # per problem, not per sample: the n samples of a task share it
+def names_for_tests(reference: str, setup: str, tests: str) -> tuple[tuple[str, ...], str]:
+    """What the tests of an MBPP-style problem take from the candidate, and what they import.
+
+    The tests run in their own process; a name they use resolves there to a builtin, to the
+    prelude's imports, or to the candidate only when it is listed here.  Listed are the names the
+    tests use that the task's own reference solution binds at top level (its functions and
+    classes, and a builtin name only when the reference redefines it: MBPP 126's `sum`) and that
+    the setup builds in the candidate (`root = Node(1)`).  Every other name, `set`, `sorted`,
+    `math`, is the test process's own: a candidate's object never computes an expected value.
+
+    The imports are the reference's own top-level imports of names the tests use (`sys` for
+    `sys.getsizeof` in MBPP 596) and standard-library modules the tests name that nothing binds
+    (`math.isclose` in MBPP+ assertions); each runs in the test process, guarded, so a module the
+    sandbox lacks is a NameError in the test that uses it, not a failure of every sample.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nodes = list(ast.walk(ast.parse(tests)))
+    except (SyntaxError, ValueError):  # the test process reports it
+        return (), ""
+    used = {n.id for n in nodes if isinstance(n, ast.Name)}
+    modules = {n.value.id for n in nodes if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)}
+    ref_bound, ref_imports = _top_level(reference)
+    setup_bound, setup_imports_ = _top_level(setup)
+    trusted = {name for node in setup_imports_ for name, _ in _import_binds(node)}
+    imports: dict[str, ast.stmt] = {}
+    for node in ref_imports:
+        for name, stmt in _import_binds(node):
+            if name in used and name not in trusted and name not in imports:
+                imports[name] = stmt
+    candidate = (used & (ref_bound | setup_bound)) - trusted - set(imports)
+    for name in sorted(modules - candidate - trusted - set(imports)):
+        if name in sys.stdlib_module_names and name not in _NEVER_IMPORT:
+            imports[name] = ast.Import(names=[ast.alias(name=name)])
+    lines = [
+        f"try:\n    {ast.unparse(stmt)}\nexcept ImportError:\n    pass\n" for _, stmt in sorted(imports.items())
+    ]
+    return tuple(sorted(n for n in candidate if not n.startswith("__"))), "".join(lines)

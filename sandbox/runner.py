@@ -11,11 +11,15 @@ Why it is shaped like this (each sample is split across processes that cannot re
 - The candidate process C runs the model's program.  It is forked by a *zygote*: a separate
   interpreter started once with a clean environment, which never sees a test, so C cannot find
   expected values in its own memory (gc, frames, /proc/self/mem).
-- The test process T runs the benchmark's trusted tests and never executes candidate code.  Names
-  the tests do not define resolve to proxies: a call pickles (name, args) to C (trusted -> untrusted)
-  and C answers in a tagged JSON that can only carry exact builtin values, so a returned object
-  with a rigged `__eq__` is impossible: T compares its own plain values.
-- Any other object (an instance of a candidate class, a class, a generator) stays in C, in a
+- The test process T runs the benchmark's trusted tests and never executes candidate code.  It
+  reaches into C only for the names the job lists (the functions and classes the tests mean to
+  call, computed by the host from the task's reference solution); every other name is T's own
+  (builtins, the prelude's imports) or a NameError, so nothing of the candidate computes an
+  expected value.  A listed name resolves to a proxy: a call pickles (name, args) to C (trusted ->
+  untrusted) and C answers in a tagged JSON that carries only plain values (builtin values, and
+  deque, range, dict views, Fraction, Decimal, re.Match and iterators as T's own objects built from plain
+  data), so a returned object with a rigged `__eq__` is impossible: T compares its own values.
+- Any other object (an instance of a candidate class, a class, a function) stays in C, in a
   per-sample handle table; T gets a RemoteRef, its own class, which C's object can only be reached
   through by call, getattr and setattr (MBPP's `root.left = Node(2)`), each a round trip answered
   the same way.  Its ==, hash and str are the handle's; truth, len, order, arithmetic and iteration
@@ -34,7 +38,10 @@ Why it is shaped like this (each sample is split across processes that cannot re
 
 from __future__ import annotations
 
+import _collections_abc
 import builtins
+import collections
+import io
 import json
 import math
 import os
@@ -306,17 +313,43 @@ class _Unsupported(Exception):
     pass
 
 
-_COERCE = (bool, int, float, complex, str, bytes, bytearray, list, tuple, dict, set, frozenset)
+# A builtin subclass (Counter, OrderedDict, namedtuple, IntEnum, a str-valued Enum...) is carried as
+# its base value, read through the base type's own slot: never a __str__/__iter__/__int__ it overrides.
+_BASE_VALUE: tuple[tuple[type, Callable[[object], object]], ...] = (
+    (int, int.__int__),
+    (float, float.__float__),
+    (complex, lambda x: complex(complex.real.__get__(x), complex.imag.__get__(x))),
+    (str, str.__str__),
+    (bytes, lambda x: bytes.__getitem__(x, slice(None))),
+    (bytearray, bytearray.copy),
+    (list, list.copy),
+    (tuple, lambda x: tuple.__getitem__(x, slice(None))),
+    (dict, lambda x: {k: v for k, v in dict.items(x)}),
+    (set, lambda x: set(set.__iter__(x))),
+    (frozenset, lambda x: frozenset(frozenset.__iter__(x))),
+)
+_KEYS, _VALUES, _ITEMS = _collections_abc.KeysView, _collections_abc.ValuesView, _collections_abc.ItemsView
+# A returned iterator: this many items go with the reply (or what ITER_CHUNK_S of its time yields),
+# the rest in chunks that double up to ITER_CHUNK_MAX as the tests iterate, so an endless or slow
+# generator costs what the tests take of it, as in Python.
+ITER_FIRST, ITER_CHUNK_MAX, ITER_CHUNK_S = 256, 1 << 16, 0.02
+MAX_BIG_BITS = 1 << 16  # a Fraction's numerator and denominator (T normalises them: gcd)
+MAX_DECIMAL_CHARS = 1 << 16
 
 
-def encode_value(value: object, handle: Callable[[object], dict] | None = None) -> object:
-    """A JSON-ready, tagged form of a builtin value.
+def encode_value(
+    value: object, handle: Callable[[object], dict] | None = None, chunk: int | None = None
+) -> object:
+    """A JSON-ready, tagged form of a value the tests can compare as Python would.
 
-    Anything else (an instance of a candidate class, a class, a generator...) becomes
-    `handle(x)` (C's opaque reference `{"t": "ref", "id": N, "type": name}`), or raises
-    _Unsupported without a `handle`.  Runs in the candidate process, so it cannot be trusted to be
-    honest: the decoder only ever builds builtin values and T's own RemoteRef, which is what makes
-    a lie harmless (it is just a wrong return value).
+    Builtin values as they are; a builtin subclass as its base value; a generator or other
+    iterator of a library type (map, zip, itertools...) materialised, at most the whole item budget
+    (an endless one fails, it never stalls); deque, range, dict views, Fraction, Decimal and
+    UserString/UserList/UserDict as what they hold.  Anything else (an instance of a candidate
+    class, a class, a function) becomes `handle(x)` (C's opaque reference `{"t": "ref", "id": N,
+    "type": name}`), or raises _Unsupported without a `handle`.  Runs in the candidate process, so
+    it cannot be trusted to be honest: the decoder only ever builds builtin values and T's own
+    objects from plain data, which is what makes a lie harmless (it is just a wrong return value).
     """
     budget = [MAX_ITEMS]
 
@@ -351,18 +384,200 @@ def encode_value(value: object, handle: Callable[[object], dict] | None = None) 
             return {"B": x.hex()}
         if t is bytearray:
             return {"Y": x.hex()}
-        for base in _COERCE:  # Counter, OrderedDict, namedtuple, IntEnum, str subclasses...
-            if isinstance(x, base):
-                return enc(base(x), depth)
+        if t is range:
+            return {"R": [enc(x.start, depth + 1), enc(x.stop, depth + 1), enc(x.step, depth + 1)]}
+        for base, value_of in _BASE_VALUE:
+            if issubclass(t, base):
+                return enc(value_of(x), depth)
+        if issubclass(t, collections.deque):
+            items = [enc(v, depth + 1) for v in collections.deque.__iter__(x)]
+            return {"Q": [items, collections.deque.maxlen.__get__(x)]}
+        if issubclass(t, (collections.UserString, collections.UserList, collections.UserDict)):
+            return enc(x.data, depth)
+        if issubclass(t, _ITEMS):
+            return {"W": [[enc(k, depth + 1), enc(v, depth + 1)] for k, v in x]}
+        if issubclass(t, _KEYS):
+            return {"K": [enc(v, depth + 1) for v in x]}
+        if issubclass(t, _VALUES):
+            return {"V": [enc(v, depth + 1) for v in x]}
+        fractions, decimal = sys.modules.get("fractions"), sys.modules.get("decimal")
+        if fractions is not None and issubclass(t, fractions.Fraction):
+            num, den = fractions.Fraction.numerator.__get__(x), fractions.Fraction.denominator.__get__(x)
+            return {"Fr": [enc(num, depth + 1), enc(den, depth + 1)]}
+        if decimal is not None and issubclass(t, decimal.Decimal):
+            return {"Dc": decimal.Decimal.__str__(x)}
+        re_mod = sys.modules.get("re")
+        if re_mod is not None and t is re_mod.Match:  # MBPP+'s `return re.search(...)`: its spans
+            spans = [list(x.span(g)) for g in range(x.re.groups + 1)]
+            names = [[k, v] for k, v in x.re.groupindex.items()]
+            body = [x.string, x.pos, x.endpos, spans, names, x.lastindex, x.re.pattern, x.re.flags]
+            return {"M": [enc(v, depth + 1) for v in body]}
+        if hasattr(t, "__next__") and getattr(t, "__module__", None) != "__candidate__":
+            # a generator, map, zip...: its items now (the candidate's own code runs here, in C), the
+            # rest, if any, by later round trips as the tests iterate; without a handle, all of it
+            values, more = take(x, depth, ITER_FIRST if handle is not None else None, handle is not None)
+            return {"Gi": [values, handle(x)]} if more else {"G": values}
         if handle is not None:
             return handle(x)
         raise _Unsupported(f"returned a {t.__module__}.{t.__qualname__}, not a builtin value")
 
+    def take(it: object, depth: int, limit: int | None, defer: bool = False) -> tuple[list, bool]:
+        """Up to `limit` items of iterator `it`, or as many as ITER_CHUNK_S allows (at least one);
+        and whether it may have more.  An exception the iterator raises is, with `defer`, kept
+        for the round trip that asks for the item after the last one (Python raises it there)."""
+        out: list = []
+        end = time.monotonic() + ITER_CHUNK_S
+        iterator = iter(it)  # type: ignore[call-overload]
+        while True:
+            try:
+                v = next(iterator)
+            except StopIteration:
+                return out, False
+            except MemoryError:
+                raise
+            except Exception as exc:
+                if not defer:
+                    raise
+                _C_PENDING[id(it)] = exc
+                return out, True
+            out.append(enc(v, depth + 1))
+            if limit is not None and (len(out) >= limit or time.monotonic() > end):
+                return out, True
+
+    if chunk is not None:  # the next items of an iterator T holds a handle to
+        pending = _C_PENDING.pop(id(value), None)
+        if pending is not None:
+            raise pending
+        values, more = take(value, 0, chunk, True)
+        return [values, more]
     return enc(value, 0)
 
 
+def _replay(values: list, more: int | None = None) -> Iterator[object]:
+    """T's own generator over the values a candidate's iterator produces (so `f() == [..]` is
+    False and `list(f())` is the list, as in Python): `values`, then, while C's iterator (handle
+    `more`) has more, its next chunks, each a round trip answered with plain values."""
+    yield from values
+    size = ITER_FIRST
+    while more is not None:
+        size = min(size * 2, ITER_CHUNK_MAX)
+        values, going = _CHANNEL.next_chunk(more, size)
+        yield from values
+        if not going:
+            return
+
+
+class _Match:
+    """T's stand-in for a re.Match the candidate returned, built from its spans: true like a match,
+    with its groups, spans and string (MBPP+ asserts `assert check_str("annie")`)."""
+
+    __slots__ = ("string", "pos", "endpos", "lastindex", "_spans", "_names", "_pattern", "_flags")
+
+    def __init__(self, body: list) -> None:
+        string, pos, endpos, spans, names, lastindex, pattern, flags = body
+        if type(string) not in (str, bytes) or type(pattern) is not type(string) or type(flags) is not int:
+            raise TypeError("malformed match")
+        n = len(string)
+        if not (type(spans) is list and spans and all(type(sp) is tuple and len(sp) == 2 for sp in spans)):
+            raise TypeError("malformed match")
+        for a, b in spans:
+            if not (type(a) is int and type(b) is int and (a == b == -1 or 0 <= a <= b <= n)):
+                raise TypeError("malformed match")
+        if spans[0][0] == -1 or type(names) is not list:
+            raise TypeError("malformed match")
+        index = {}
+        for pair in names:
+            if type(pair) is not tuple or len(pair) != 2 or type(pair[0]) is not str or type(pair[1]) is not int:
+                raise TypeError("malformed match")
+            if not 0 < pair[1] < len(spans):
+                raise TypeError("malformed match")
+            index[pair[0]] = pair[1]
+        if lastindex is not None and not (type(lastindex) is int and 0 < lastindex < len(spans)):
+            raise TypeError("malformed match")
+        for name, value in (("string", string), ("pos", _int_part(pos)), ("endpos", _int_part(endpos))):
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "lastindex", lastindex)
+        object.__setattr__(self, "_spans", spans)
+        object.__setattr__(self, "_names", index)
+        object.__setattr__(self, "_pattern", pattern)
+        object.__setattr__(self, "_flags", flags)
+
+    def _index(self, g: object) -> int:
+        i = self._names.get(g) if type(g) is str else g
+        if type(i) is not int or not 0 <= i < len(self._spans):
+            raise IndexError("no such group")
+        return i
+
+    def _get(self, g: object, default: object = None) -> object:
+        a, b = self._spans[self._index(g)]
+        return default if a == -1 else self.string[a:b]
+
+    def group(self, *groups: object) -> object:
+        values = tuple(self._get(g) for g in groups or (0,))
+        return values[0] if len(values) == 1 else values
+
+    __getitem__ = _get
+
+    def groups(self, default: object = None) -> tuple:
+        return tuple(self._get(i, default) for i in range(1, len(self._spans)))
+
+    def groupdict(self, default: object = None) -> dict:
+        return {name: self._get(i, default) for name, i in self._names.items()}
+
+    def span(self, g: object = 0) -> tuple[int, int]:
+        return self._spans[self._index(g)]
+
+    def start(self, g: object = 0) -> int:
+        return self.span(g)[0]
+
+    def end(self, g: object = 0) -> int:
+        return self.span(g)[1]
+
+    @property
+    def lastgroup(self) -> str | None:
+        return next((n for n, i in self._names.items() if i == self.lastindex), None)
+
+    @property
+    def re(self) -> object:
+        import re
+
+        return re.compile(self._pattern, self._flags)
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return f"<re.Match object; span={self.span()!r}, match={self.group()!r}>"
+
+
+def _int_part(v: object, bits: int | None = None) -> int:
+    if type(v) is not int or (bits is not None and v.bit_length() > bits):
+        raise TypeError("malformed number")
+    return v
+
+
 def decode_value(data: object) -> object:
-    """Rebuild a value from encode_value's output using builtin constructors only."""
+    """Rebuild a value from encode_value's output using T's own constructors only.
+
+    Every tag has one exact shape; anything else, too deep, or rejected by its constructor is a
+    TypeError (the caller's "malformed value").  Nothing here calls code of the candidate: the input
+    is plain JSON data.
+    """
+
+    def items(body: object, depth: int) -> list:
+        if type(body) is not list:
+            raise TypeError("malformed value")
+        return [dec(e, depth + 1) for e in body]
+
+    def pairs(body: object, depth: int) -> list[tuple[object, object]]:
+        if type(body) is not list:
+            raise TypeError("malformed value")
+        out = []
+        for pair in body:
+            if type(pair) is not list or len(pair) != 2:
+                raise TypeError("malformed pair")
+            out.append((dec(pair[0], depth + 1), dec(pair[1], depth + 1)))
+        return out
 
     def dec(v: object, depth: int) -> object:
         if depth > MAX_DEPTH + 2:
@@ -377,38 +592,75 @@ def decode_value(data: object) -> object:
             if type(handle) is int and 0 <= handle < MAX_HANDLES and type(type_name) is str:
                 return RemoteRef(handle, type_name[:80])
             raise TypeError("malformed handle from the candidate process")
-        if t is dict and len(v) == 1:
-            ((tag, body),) = v.items()
-            if tag in "TSFDC" and type(body) is not list:
-                raise TypeError("malformed value")
-            if tag == "T":
-                return tuple(dec(e, depth + 1) for e in body)
-            if tag == "S":
-                return {dec(e, depth + 1) for e in body}
-            if tag == "F":
-                return frozenset(dec(e, depth + 1) for e in body)
-            if tag == "D":
-                out = {}
-                for pair in body:
-                    if type(pair) is not list or len(pair) != 2:
-                        raise TypeError("malformed dict")
-                    out[dec(pair[0], depth + 1)] = dec(pair[1], depth + 1)
-                return out
-            if tag == "C" and len(body) == 2 and all(type(p) in (int, float) for p in body):
-                return complex(body[0], body[1])
-            if tag == "C" and len(body) == 2:
-                return complex(dec(body[0], depth + 1), dec(body[1], depth + 1))
-            if tag == "I" and type(body) is str:
-                return int(body, 16)
-            if tag == "X" and body in ("nan", "inf", "-inf"):
-                return float(body)
-            if tag == "B" and type(body) is str:
-                return bytes.fromhex(body)
-            if tag == "Y" and type(body) is str:
-                return bytearray.fromhex(body)
+        if t is not dict or len(v) != 1:
+            raise TypeError("malformed value from the candidate process")
+        ((tag, body),) = v.items()
+        if tag == "T":
+            return tuple(items(body, depth))
+        if tag == "S":
+            return set(items(body, depth))
+        if tag == "F":
+            return frozenset(items(body, depth))
+        if tag == "D":
+            return dict(pairs(body, depth))
+        if tag == "C" and type(body) is list and len(body) == 2:
+            re_, im = (dec(p, depth + 1) for p in body)
+            if not all(type(p) is float or type(p) is int for p in (re_, im)):
+                raise TypeError("malformed complex")
+            return complex(re_, im)
+        if tag == "I" and type(body) is str:
+            return int(body, 16)
+        if tag == "X" and body in ("nan", "inf", "-inf"):
+            return float(body)
+        if tag == "B" and type(body) is str:
+            return bytes.fromhex(body)
+        if tag == "Y" and type(body) is str:
+            return bytearray.fromhex(body)
+        if tag == "G":
+            return _replay(items(body, depth))
+        if tag == "Gi" and type(body) is list and len(body) == 2:
+            ref = dec(body[1], depth + 1)
+            if type(ref) is not RemoteRef:
+                raise TypeError("malformed iterator")
+            return _replay(items(body[0], depth), ref._rr_id)
+        if tag == "R" and type(body) is list and len(body) == 3:
+            return range(*(_int_part(dec(p, depth + 1)) for p in body))
+        if tag == "Q" and type(body) is list and len(body) == 2:
+            maxlen = body[1]
+            if maxlen is not None:
+                _int_part(maxlen, 62)
+            return collections.deque(items(body[0], depth), maxlen)
+        if tag == "K":
+            return dict.fromkeys(items(body, depth)).keys()
+        if tag == "V":
+            return dict(enumerate(items(body, depth))).values()
+        if tag == "W":
+            return dict(pairs(body, depth)).items()
+        if tag == "M" and type(body) is list and len(body) == 8:
+            parts = items(body, depth)
+            if type(parts[3]) is list:
+                parts[3] = [tuple(sp) if type(sp) is list else sp for sp in parts[3]]
+            if type(parts[4]) is list:
+                parts[4] = [tuple(p) if type(p) is list else p for p in parts[4]]
+            return _Match(parts)
+        if tag == "Fr" and type(body) is list and len(body) == 2:
+            num, den = (_int_part(dec(p, depth + 1), MAX_BIG_BITS) for p in body)
+            import fractions  # T's own (preimported)
+
+            return fractions.Fraction(num, den)
+        if tag == "Dc" and type(body) is str and len(body) <= MAX_DECIMAL_CHARS:
+            import decimal
+
+            try:
+                return decimal.Decimal(body)
+            except decimal.InvalidOperation:
+                raise TypeError("malformed Decimal") from None
         raise TypeError("malformed value from the candidate process")
 
-    return dec(data, 0)
+    try:
+        return dec(data, 0)
+    except (ValueError, OverflowError, ZeroDivisionError, KeyError, IndexError) as exc:
+        raise TypeError(f"malformed value from the candidate process ({type(exc).__name__})") from None
 
 
 # ---------------------------------------------------------------------- candidate process (C)
@@ -426,6 +678,7 @@ def _c_ref(handle: int) -> object:
 
 _C_NS: dict = {}
 _C_REFS: list = []  # handle id -> object C sent to T as a reference (kept alive for the sample)
+_C_PENDING: dict[int, Exception] = {}  # id(iterator) -> what it raised after the items T was sent
 _C_REF_IDS: dict[int, int] = {}  # id(object) -> handle id: one object, one handle
 
 
@@ -505,10 +758,14 @@ def _candidate_main(candidate: str, entry: str | None = None) -> None:
                 elif op == "setattr":
                     setattr(obj, a, b)
                     result = None
-                else:
+                elif op != "next":
                     raise ValueError(f"unknown operation {op!r}")
                 try:
-                    reply = {"r": encode_value(result, _c_handle)}
+                    if op == "next":  # the next chunk of an iterator whose first items T has
+                        size = a if type(a) is int and 0 < a <= ITER_CHUNK_MAX else ITER_FIRST
+                        reply = {"n": encode_value(obj, _c_handle, chunk=size)}
+                    else:
+                        reply = {"r": encode_value(result, _c_handle)}
                 except _Unsupported as exc:
                     reply = {"u": str(exc)}
             payload = _COMPACT.encode(reply).encode()
@@ -526,8 +783,6 @@ def _c_describe(name: str) -> dict:
     if name not in _C_NS:
         return {"k": "none"}
     value = _C_NS[name]
-    if isinstance(value, type(sys)):
-        return {"k": "mod", "n": value.__name__}
     if callable(value):
         return {"k": "fn"}
     try:  # a plain value, or a handle to an object (MBPP's setup builds `root = Node(1)` in C)
@@ -561,7 +816,7 @@ class _Channel:
         if self.fault is not None:
             raise CandidateFault(self.fault[1])
         try:
-            payload = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
+            payload = _t_pickle(request)
         except Exception as exc:
             raise TypeError(f"cannot send arguments to the candidate: {exc}") from None
         try:
@@ -613,14 +868,15 @@ class _Channel:
                 return decode_value(reply.get("v"))
             except (TypeError, ValueError, RecursionError):
                 raise self._fail("runtime_error", f"candidate sent a malformed value for {name}") from None
-        if kind == "mod" and reply.get("n") in PREIMPORT_OK:  # T's own copy; only the name came from C
-            return __import__(reply["n"])
         return RemoteFunction(name)
 
     def op(self, op: str, target: str | int, a: object, b: object, name: str) -> object:
         """One operation on C's object `target` (a global's name or a handle id): call, getattr or
         setattr.  The answer is a builtin value or a new RemoteRef; `name` labels errors."""
-        reply = self._roundtrip((op, target, a, b))
+        return self.op_reply(self._roundtrip((op, target, a, b)), name)
+
+    def op_reply(self, reply: dict, name: str) -> object:
+        """The value of C's answer to an operation, or the exception it reports raised here."""
         if "r" in reply:
             try:
                 return decode_value(reply["r"])
@@ -633,9 +889,25 @@ class _Channel:
             return self._raise(name, err[0], err[1])
         raise self._fail("runtime_error", "candidate sent a malformed reply")
 
+    def next_chunk(self, handle: int, size: int) -> tuple[list, bool]:
+        """The next items of C's iterator `handle`, and whether it may have more."""
+        reply = self._roundtrip(("next", handle, size, None))
+        if "n" in reply:
+            body = reply["n"]
+            if type(body) is list and len(body) == 2 and type(body[0]) is list and type(body[1]) is bool:
+                try:
+                    return decode_value(body[0]), body[1]
+                except (TypeError, ValueError, RecursionError):
+                    pass
+            raise self._fail("runtime_error", "an iterator of the candidate sent a malformed chunk")
+        self.op_reply(reply, "<iterator>")
+        raise self._fail("runtime_error", "candidate sent a malformed reply")
+
     def _raise(self, name: str, type_name: str, message: str) -> object:
         if type_name == "MemoryError":
             raise self._fail("oom", f"MemoryError in {name}")
+        if type_name in _ENDS_ITERATION:  # never a silent end of the tests' map/filter/all/any
+            raise RuntimeError(f"{name} raised {type_name}: {message}")
         exc_type = getattr(builtins, type_name, None) if type_name in _BUILTIN_NAMES else None
         if not (isinstance(exc_type, type) and issubclass(exc_type, Exception)):
             if exc_type is not None and issubclass(exc_type, BaseException):  # SystemExit & co.
@@ -649,6 +921,53 @@ class _Channel:
 
 
 _CHANNEL = _Channel()
+# Exceptions that end an iteration: raised again as they are, a candidate's StopIteration inside the
+# tests' `all(map(f, xs))` would end it early and pass.  They reach the tests as RuntimeError, as
+# Python itself turns a StopIteration inside a generator into one (PEP 479).
+_ENDS_ITERATION = frozenset({"StopIteration", "StopAsyncIteration", "GeneratorExit"})
+
+
+def _c_view(kind: str, values: list) -> object:
+    """Unpickled in C: a dict view T passes as an argument (T's own decoded view), rebuilt."""
+    if kind == "K":
+        return dict.fromkeys(values).keys()
+    if kind == "V":
+        return dict(enumerate(values)).values()
+    return dict(values).items()
+
+
+_VIEW_KIND = {type({}.keys()): "K", type({}.values()): "V", type({}.items()): "W"}
+
+
+class _TPickler(pickle.Pickler):
+    """T's arguments for C: what pickle cannot carry as it is, T's generators (its replay of a
+    candidate's, or the tests' own `f(x for x in xs)`) and dict views, goes as its values."""
+
+    def reducer_override(self, obj: object) -> object:
+        kind = _VIEW_KIND.get(type(obj))
+        if kind is not None:
+            return (_c_view, (kind, list(obj)))
+        if type(obj) is _GENERATOR:
+            import itertools
+
+            values = list(itertools.islice(obj, MAX_ITEMS + 1))
+            if len(values) > MAX_ITEMS:
+                raise TypeError(f"a generator argument yields more than {MAX_ITEMS} values")
+            return (iter, (values,))
+        return NotImplemented
+
+
+_GENERATOR = type(_replay([]))
+
+
+def _t_pickle(request: tuple) -> bytes:
+    try:  # the common case, at C speed; a generator or view refuses to pickle before it is touched
+        return pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
+    except TypeError:
+        pass
+    buf = io.BytesIO()
+    _TPickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(request)
+    return buf.getvalue()
 
 
 class _Remote:
@@ -704,7 +1023,7 @@ class RemoteFunction(_Remote):
 
 
 class RemoteRef(_Remote):
-    """Stands in T for an object C could not send as a builtin value (a `Node`, a generator...).
+    """Stands in T for an object C could not send as a builtin value (a `Node`, a class, a function...).
 
     Defined here, in T: equality is the identity of C's handle (one object, one handle), the hash
     is the handle's, and the truth value raises.  A rigged `__eq__`/`__bool__`/`__len__` of the
@@ -743,31 +1062,41 @@ class RemoteRef(_Remote):
 
 
 class _TestNamespace(dict):
-    """T's globals: a name the tests do not define is looked up in C (MBPP asserts call by name)."""
+    """T's globals.  A name the tests do not define is T's own builtin (or a NameError), unless the
+    job lists it as one the tests take from the candidate: its functions and classes, the objects
+    MBPP's setup builds there, and a builtin name only where the task's reference solution defines
+    it too (MBPP 126's `sum`).  Modules, constants and helpers come from T's prelude and tests."""
 
-    __slots__ = ()
+    __slots__ = ("allowed",)
+
+    def __init__(self, allowed: frozenset[str], **names: object) -> None:
+        super().__init__(**names)
+        self.allowed = allowed
 
     def __missing__(self, name: str) -> object:
-        if name in _BUILTIN_NAMES or name.startswith("__"):
-            raise KeyError(name)
-        value = _CHANNEL.lookup(name)
+        if name not in self.allowed:
+            raise KeyError(name)  # on to T's builtins, then NameError
+        try:
+            value = _CHANNEL.lookup(name)
+        except KeyError:
+            if name not in _BUILTIN_NAMES:
+                raise
+            value = getattr(builtins, name)  # not the candidate's: the builtin it is
         dict.__setitem__(self, name, value)
         return value
 
 
-_TESTED_RE = re.compile(r"^assert[ \t(]+([A-Za-z_]\w*)[ \t]*\(", re.M)
-
-
-def _tested_builtin_names(job: dict) -> set[str]:
-    """Builtin names the tests call as *the function under test* (`assert sum(1, 2) == 3`).
-
-    Only those may be taken from the candidate: every other builtin the tests use (abs, len,
-    isinstance, ...) stays T's own, so a candidate that redefines `abs` cannot bend a comparison.
-    """
-    names = set(_TESTED_RE.findall(job.get("tests") or ""))
-    if job.get("entry_point"):
-        names.add(job["entry_point"])
-    return names & _BUILTIN_NAMES
+def _allowed_names(job: dict) -> frozenset[str]:
+    """The names T may take from C: the job's list (computed by the host from the task) and the
+    entry point, never a dunder."""
+    names = job.get("candidate_names") or ()
+    if not isinstance(names, (list, tuple)):
+        raise ValueError("candidate_names must be a list of names")
+    out = {n for n in names if type(n) is str and n.isidentifier() and not n.startswith("__")}
+    entry = job.get("entry_point")
+    if type(entry) is str and entry.isidentifier():
+        out.add(entry)
+    return frozenset(out)
 
 
 _CODE_CACHE: dict[tuple[str, str], object] = {}  # T's compiled preludes and tests (trusted text)
@@ -788,19 +1117,13 @@ def _compiled(source: str, name: str) -> object:
 
 def _run_tests(job: dict) -> dict:
     """The whole trusted side of one sample, in a fresh namespace; returns T's report."""
-    ns = _TestNamespace(__name__="__main__", __builtins__=builtins)
     try:
+        ns = _TestNamespace(_allowed_names(job), __name__="__main__", __builtins__=builtins)
         exec(_compiled(job.get("prelude") or "", "<prelude>"), ns, ns)
         entry = job.get("entry_point")
         if entry:  # the prompt's stub: the tests must reach the candidate's version by this name
             dict.pop(ns, entry, None)
         _CHANNEL.wait_hello()
-        for name in _tested_builtin_names(job):  # MBPP 126 defines its own `sum`
-            try:
-                if isinstance(_CHANNEL.lookup(name), RemoteFunction):
-                    dict.__setitem__(ns, name, RemoteFunction(name))
-            except KeyError:  # not defined by the candidate: the builtin it is
-                pass
         exec(_compiled(job.get("tests") or "", "<tests>"), ns, ns)
         if entry:
             check = dict.get(ns, "check")
@@ -1529,6 +1852,9 @@ class Runner:
                     raise ValueError(f"field {key!r} missing or not {getattr(kind, '__name__', 'a number')}")
             if job["timeout_s"] <= 0 or job["memory_mb"] <= 0:
                 raise ValueError("timeout_s and memory_mb must be positive")
+            names = job.get("candidate_names")
+            if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+                raise ValueError("field 'candidate_names' must be a list of names")
         except (ValueError, RecursionError) as exc:
             return self._reply(job_id, "sandbox_error", t0, f"bad request: {exc}")
         try:
@@ -1561,6 +1887,7 @@ class Runner:
             "prelude": job.get("prelude") or "",
             "tests": job.get("tests") or "",
             "entry_point": job.get("entry_point"),
+            "candidate_names": job.get("candidate_names") or [],
         }
         self._zsync()
         req_r, req_w = os.pipe()

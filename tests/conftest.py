@@ -11,7 +11,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-MBPP_PATH = ROOT.parent / "shared" / "data" / "mbpp" / "mbpp.jsonl"
+# ../shared beside the project (a clone), or one level further up (a git worktree under wt/)
+SHARED = next((p for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared") if p.is_dir()), ROOT.parent / "shared")
+MBPP_PATH = SHARED / "data" / "mbpp" / "mbpp.jsonl"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 

@@ -160,12 +160,13 @@ def test_mbpp_setup_imports_reach_the_tests(executor: LocalExecutor) -> None:
         prompt="",
         tests="assert math.isclose(area(1.0), math.pi)\nassert dq(deque([1, 2])) == [1, 2]\n",
         entry_point=None,
-        reference="",
+        reference="def area(r):\n    pass\ndef dq(x):\n    pass\n",
         setup="import math\nfrom collections import deque",
         completion_is_program=True,
     )
     program = "def area(r):\n    return 3.141592653589793 * r * r\ndef dq(x):\n    return list(x)\n"
     job = build_job(task, p, program, 0)
+    assert job.candidate_names == ("area", "dq")
     assert job.prelude.split() == ["import", "math", "from", "collections", "import", "deque"]
     result = run_all(executor, [job])[job.id]
     assert result.passed, result.detail
@@ -236,6 +237,7 @@ def test_mbpp_hostile_objects_never_pass(executor: LocalExecutor) -> None:
             entry_point=None,
             timeout_s=HOSTILE_TIMEOUT_S,
             memory_mb=512,
+            candidate_names=("f", "n"),  # what each program defines for its tests to call
         )
         for h in HOSTILE_MBPP
     }
@@ -250,6 +252,7 @@ def test_mbpp_hostile_objects_never_pass(executor: LocalExecutor) -> None:
         entry_point=None,
         timeout_s=HOSTILE_TIMEOUT_S,
         memory_mb=512,
+        candidate_names=("f",),
     )
     results = run_all(executor, [*jobs.values(), honest])
     assert results["honest#0"].passed, results["honest#0"].detail
@@ -287,6 +290,8 @@ def same(a, b):
     return a is b
 def gen(n):
     return (i for i in range(n))
+def count(it):
+    return sum(1 for _ in it)
 def make_class():
     return Node
 """
@@ -304,13 +309,9 @@ assert total_of([root.left, root.right]) == 9 and total_of((root.right,)) == 3
 assert by_key({"a": root, "b": root.left}) == ["b"]
 a, (b, d) = pair(root, 5)[0], pair(root, 5)[1]
 assert same(a, root) and not same(a, root.left) and b == 5 and same(d["k"], root)
-g = gen(3)
-assert same(g, g) and str(g).startswith("<candidate generator object")
-try:
-    list(g)
-    raise AssertionError("a handle must not be iterable")
-except TypeError:
-    pass
+g = gen(3)  # materialised in C: T iterates its own generator over the values
+assert g != [0, 1, 2] and list(g) == [0, 1, 2] and list(g) == []
+assert count(gen(4)) == 4 and count(x * 2 for x in range(5)) == 5
 try:
     bool(root)
     raise AssertionError("a handle must have no truth value")
@@ -343,6 +344,7 @@ def test_candidate_objects_are_remote_handles(executor: LocalExecutor) -> None:
         entry_point=None,
         timeout_s=5.0,
         memory_mb=512,
+        candidate_names=("Node", "height", "total_of", "by_key", "pair", "same", "gen", "count", "make_class"),
     )
     wrong = ExecJob(**{**job.to_json(), "id": "objects#1", "tests": "assert height(Node(1)) == 2\n"})
     results = run_all(executor, [job, wrong])
@@ -412,16 +414,12 @@ def test_mbpp_names_resolve_across_processes(executor: LocalExecutor) -> None:
         "assert big == 1 << 80 and nan != nan and str(negz) == '-0.0' and c == 1j and by == b'\\x00'\n"
         "assert d == {1: {2}} and fs == frozenset([3])\nassert abs(-2) == 2\n"
     )
-    job = ExecJob(
-        id="names#0",
-        candidate=program,
-        prelude="",
-        tests=tests,
-        entry_point=None,
-        timeout_s=3.0,
-        memory_mb=512,
-    )
-    result = run_all(executor, [job])["names#0"]
+    task = get_task("mbpp")
+    problem = Problem("Mbpp/9002", "", tests, None, reference=program, completion_is_program=True)
+    job = build_job(task, problem, program, 0)  # the reference defines `sum`, imports `math`
+    assert set(job.candidate_names) == {"sum", "counts", "LIMIT", "twice", "inc", "weird"}
+    assert "import math" in job.prelude
+    result = run_all(executor, [job])[job.id]
     assert result.passed, result.detail
 
 
@@ -507,7 +505,9 @@ def _session() -> _Session:
     return _Session("--uids", ",".join(map(str, _SESSION_UIDS))) if ROOT else _Session()
 
 
-def _job(n: int, candidate: str, tests: str, entry: str | None = "f", timeout_s: float = 3.0) -> ExecJob:
+def _job(
+    n: int, candidate: str, tests: str, entry: str | None = "f", timeout_s: float = 3.0, names: tuple = ()
+) -> ExecJob:
     return ExecJob(
         id=f"s#{n}",
         candidate=candidate,
@@ -516,6 +516,7 @@ def _job(n: int, candidate: str, tests: str, entry: str | None = "f", timeout_s:
         entry_point=entry,
         timeout_s=timeout_s,
         memory_mb=512,
+        candidate_names=names,
     )
 
 
@@ -531,10 +532,12 @@ def test_each_job_gets_a_fresh_test_namespace() -> None:
         )
         assert first["outcome"] == "passed", first
         # `LEAK` is no longer T's: the name goes to the candidate, which does not define it
-        second = s.ask(_job(2, _INC, "def check(c):\n    assert c(LEAK) == 42\n"))
+        second = s.ask(_job(2, _INC, "def check(c):\n    assert c(LEAK) == 42\n", names=("LEAK",)))
         assert second["outcome"] == "runtime_error" and "LEAK" in second["detail"], second
-        third = s.ask(_job(3, "LEAK = 41\n" + _INC, "def check(c):\n    assert c(LEAK) == 42\n"))
+        third = s.ask(_job(3, "LEAK = 41\n" + _INC, "def check(c):\n    assert c(LEAK) == 42\n", names=("LEAK",)))
         assert third["outcome"] == "passed", third  # ...and from the candidate it is a plain value
+        unlisted = s.ask(_job(4, "LEAK = 41\n" + _INC, "def check(c):\n    assert c(LEAK) == 42\n"))
+        assert unlisted["outcome"] == "runtime_error" and "NameError" in unlisted["detail"], unlisted
     finally:
         s.close()
 
