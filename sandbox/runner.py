@@ -1029,6 +1029,9 @@ def zygote_main(sock_fd: int, uids: tuple[int, int, int] | None) -> None:
             msg, fds = None, []
         op = msg.get("op") if msg else "exit"
         if op == "spawn":
+            if msg.get("reap"):  # the last C, dead already (the runner saw it exit): its status is not needed
+                libc.waitpid(int(msg["reap"]), ctypes.byref(status), 0)
+                status.value = 0
             cuid = msg.get("uid") if uids else None
             key = (msg.get("timeout_s"), msg.get("memory_mb"), cuid is None)
             if key not in limits_for:
@@ -1349,30 +1352,45 @@ class _RootWatch:
         return None if overflow else {root: out[root] for root in self.roots.values() if root in out}
 
 
-def _net_state() -> tuple | None:
-    """What a sample could leave in the container's network namespace for the next one to see:
-    sockets in use or in TIME_WAIT, and the loopback's packet counters (None where unreadable)."""
-    try:
-        with open("/proc/net/sockstat", "rb") as fh:
-            stat = fh.read()
-        with open("/proc/net/sockstat6", "rb") as fh:
-            stat += fh.read()
-        with open("/proc/net/dev", "rb") as fh:
-            dev = fh.read()
-    except OSError:
-        return None
-    counts = tuple(re.findall(rb"(?:inuse|tw) (\d+)", stat))
-    lo = re.search(rb"\blo:\s*(\d+)\s+(\d+)(?:\s+\d+){6}\s+(\d+)\s+(\d+)", dev)
-    return counts + (lo.groups() if lo else ())
+class _Counter:
+    """A kernel counter read through an fd kept open (a pread costs ~1-10 us, an open ~100 us)."""
+
+    def __init__(self, path: str) -> None:
+        try:
+            self.fd: int | None = os.open(path, os.O_RDONLY)
+        except OSError:
+            self.fd = None
+
+    def read(self) -> bytes | None:
+        if self.fd is None:
+            return None
+        try:
+            return os.pread(self.fd, 64, 0)
+        except OSError:
+            return None
 
 
-def _last_pid() -> int | None:
-    """The pid most recently allocated in this pid namespace (/proc/loadavg's last field)."""
+# The pid most recently allocated in this pid namespace, and the packets sent over `lo` (the only
+# interface: --network none).  Whatever a sample could leave in its network namespace for the next
+# one to see (a socket in TIME_WAIT, traffic) took packets over lo; a socket that never carried any
+# dies with its process.
+_LAST_PID = _Counter("/proc/sys/kernel/ns_last_pid")
+_LO_PACKETS = _Counter("/sys/class/net/lo/statistics/tx_packets")
+
+
+def _ipc_forbidden() -> bool:
+    """Whether no System V IPC object can be made here (the container's sysctls: no segment,
+    semaphore set or message queue identifiers at all), so there is none to look for."""
     try:
-        with open("/proc/loadavg", "rb") as fh:
-            return int(fh.read().split()[-1])
+        with open("/proc/sys/kernel/shmmni", "rb") as fh:
+            shm = int(fh.read())
+        with open("/proc/sys/kernel/msgmni", "rb") as fh:
+            msg = int(fh.read())
+        with open("/proc/sys/kernel/sem", "rb") as fh:
+            sem = int(fh.read().split()[3])
     except (OSError, ValueError, IndexError):
-        return None
+        return False
+    return shm == msg == sem == 0
 
 
 def _sock_send(sock: socket.socket, msg: dict, fds: list[int] | None = None) -> None:
@@ -1424,6 +1442,7 @@ class Runner:
         self.t: _TestProcess | None = None
         self.seq = 0
         self.dirty: str | None = None  # what the last sample left: answer, then exit
+        self.reap_owed = 0  # a dead C the zygote reaps with the next spawn
         self.sweeper = (
             _Sweeper(frozenset([uids[0], *range(uids[1], uids[1] + uids[2])]), self._reap_orphans)
             if uids
@@ -1431,8 +1450,9 @@ class Runner:
         )
         # PID 1 in a container of its own: the pid counter and the network namespace are the
         # sandbox's alone, so a sample that moved them is seen (in --sandbox local they are the host's).
-        self.own_namespaces = os.getpid() == 1
-        self.net = _net_state() if self.own_namespaces else None
+        self.own_namespaces = os.getpid() == 1 and _LAST_PID.read() is not None
+        self.net = _LO_PACKETS.read() if self.own_namespaces else None
+        self.ipc_possible = not (self.own_namespaces and _ipc_forbidden())
         _warm_up()
         self._start_zygote()
 
@@ -1468,6 +1488,7 @@ class Runner:
         """Exec a fresh interpreter (not a fork: it must never have seen a test) with a clean env."""
         self._kill_t()
         self._stop_zygote(wait=0)
+        self.reap_owed = 0  # the old zygote's children re-parent to the runner, which reaps them
         self._sweep_all()  # a crashed predecessor may have left processes behind
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         if theirs.fileno() == _ZYGOTE_FD:  # dup2 onto itself would keep close-on-exec set
@@ -1708,7 +1729,15 @@ class Runner:
                 t = self._test_process(as_bytes)
                 _sock_send(t.sock, work, [req_w, rep_r])
             t.jobs += 1
-            spawn = {"op": "spawn", "timeout_s": timeout_s, "memory_mb": memory_mb, "uid": cuid, "scratch": scratch}
+            spawn = {
+                "op": "spawn",
+                "timeout_s": timeout_s,
+                "memory_mb": memory_mb,
+                "uid": cuid,
+                "scratch": scratch,
+                "reap": self.reap_owed,
+            }
+            self.reap_owed = 0
             _sock_send(self.zsock, spawn, [src, req_r, rep_w, out_w])
         except BaseException:
             os.close(out_r)
@@ -1731,43 +1760,81 @@ class Runner:
         tstatus = None
         if rep is None or rep["outcome"] in ("sandbox_error", "oom") or rep.get("rss_kb", 0) > T_MAX_RSS_KB:
             tstatus = self._kill_t()  # anything odd, or a T grown big: the next job gets a fresh one
-        cstatus = self._end_candidate(cpid, cuid, scratch)
+        need_status = rep is None or rep["outcome"] == "candidate_died"
+        cstatus = self._end_candidate(cpid, cuid, scratch, need_status)
         return self._verdict(rep, output, timed_out, cstatus, tstatus, timeout_s)
 
-    def _end_candidate(self, cpid: int, cuid: int | None, scratch: str) -> int | None:
+    def _end_candidate(self, cpid: int, cuid: int | None, scratch: str, need_status: bool) -> int | None:
         """Kill C's tree, get C's exit status from the zygote, then make sure the sample left
         nothing: no process of a sandbox uid but T, no file of its uid in a writable root, no IPC
         object; in the container also no new process (the pid counter) and no socket or loopback
-        traffic.  What cannot be undone for certain marks the runner dirty.  Returns C's status."""
+        traffic.  What cannot be undone for certain marks the runner dirty.  Returns C's status
+        when `need_status` (else None: in the container C is only seen to exit, and the zygote
+        reaps it with the next spawn, saving a round trip per sample)."""
+        lazy = self.own_namespaces and not need_status
+        pidfd = None
+        if lazy:
+            try:
+                pidfd = os.pidfd_open(cpid)
+            except (AttributeError, OSError):
+                lazy = False
         for target in (-cpid, cpid):
             try:
                 os.kill(target, signal.SIGKILL)
             except OSError:
                 pass
         status = None
+        if pidfd is not None:
+            try:
+                if not select.select([pidfd], [], [], 5.0)[0]:
+                    self.dirty = "the candidate process did not die"
+                    return None
+            finally:
+                os.close(pidfd)
+            self.reap_owed = cpid
+        else:
+            status = self._reap_candidate(cpid)
+            if self.dirty:
+                return None
+        if self.sweeper is None:  # same-uid mode: C's own scratch (its group was killed above)
+            if os.path.lexists(scratch):
+                _rmtree_deep(scratch)
+            return status
+        return self._check_clean(cpid, cuid, status)
+
+    def _reap_candidate(self, cpid: int) -> int | None:
+        """C's wait status, from the zygote (its parent), which reaps it now."""
         try:
             self.zsock.settimeout(5.0)
             _sock_send(self.zsock, {"op": "reap", "pid": cpid})
             raw = _sock_exact(self.zsock, 4)
             self.zsock.settimeout(None)
             (value,) = struct.unpack("i", raw)
-            status = None if value < 0 else value
+            return None if value < 0 else value
         except (OSError, EOFError) as exc:
             self.dirty = f"the candidate process could not be reaped ({exc})"
             return None
-        if self.sweeper is None:  # same-uid mode: C's own scratch (its group was killed above)
-            if os.path.lexists(scratch):
-                _rmtree_deep(scratch)
-            return status
+
+    def _check_clean(self, cpid: int, cuid: int | None, status: int | None) -> int | None:
+        """The sweep after C is dead (see _end_candidate)."""
+        assert self.sweeper is not None
         try:
             keep = {p for p in (self.zygote, self.t.pid if self.t else None) if p}
-            self.sweeper.kill_processes(keep)
+            # In the container nothing but C makes a process between the spawn and here, so an
+            # unmoved pid counter proves the sample left no process (no /proc scan needed).
+            forked = not self.own_namespaces or _LAST_PID.read() != b"%d\n" % cpid
+            if forked:
+                if self.reap_owed == cpid:  # its zombie would count as a process of its uid
+                    self.reap_owed = 0
+                    self._reap_candidate(cpid)
+                self.sweeper.kill_processes(keep)
             self.sweeper.remove_files(frozenset([cuid]))
-            self.sweeper.remove_ipc(self.sweeper.uids)
+            if self.ipc_possible:
+                self.sweeper.remove_ipc(self.sweeper.uids)
             if self.own_namespaces:
-                if _last_pid() != cpid:
+                if forked:
                     raise Dirty("the sample started processes or threads (the pid counter moved)")
-                if _net_state() != self.net:
+                if _LO_PACKETS.read() != self.net:
                     raise Dirty("the sample used sockets or the loopback device")
         except Dirty as exc:
             self.dirty = str(exc)
