@@ -1443,6 +1443,7 @@ class Runner:
         self.seq = 0
         self.dirty: str | None = None  # what the last sample left: answer, then exit
         self.reap_owed = 0  # a dead C the zygote reaps with the next spawn
+        self.next_ino: dict[str, int] = {}  # per tmpfs root: the inode number the next probe must get
         self.sweeper = (
             _Sweeper(frozenset([uids[0], *range(uids[1], uids[1] + uids[2])]), self._reap_orphans)
             if uids
@@ -1453,6 +1454,11 @@ class Runner:
         self.own_namespaces = os.getpid() == 1 and _LAST_PID.read() is not None
         self.net = _LO_PACKETS.read() if self.own_namespaces else None
         self.ipc_possible = not (self.own_namespaces and _ipc_forbidden())
+        if self.own_namespaces:  # the baseline for the first sample's inode check
+            try:
+                self._probe_inodes()
+            except Dirty:
+                pass
         _warm_up()
         self._start_zygote()
 
@@ -1802,6 +1808,25 @@ class Runner:
             return status
         return self._check_clean(cpid, cuid, status)
 
+    def _probe_inodes(self) -> None:
+        """A tmpfs numbers its inodes one by one, so a file a sample made, even one it deleted,
+        would show in the numbers the next sample's files get.  A probe directory per root, made
+        after each sample, must get the number the last probe predicts (after one scratch
+        directory, in /tmp); a higher one means the sample made files: dirty."""
+        for root in ("/tmp", "/dev/shm"):
+            probe = f"{root}/.phi-eval-probe-{os.getpid()}"
+            try:
+                os.mkdir(probe, 0o700)
+                ino = os.lstat(probe).st_ino
+                os.rmdir(probe)
+            except OSError:
+                continue
+            expected = self.next_ino.get(root)
+            self.next_ino[root] = ino + (2 if root == "/tmp" else 1)  # /tmp: the next C's scratch first
+            if expected is not None and ino > expected:
+                self.next_ino.clear()
+                raise Dirty(f"the sample made files in {root} (its inode numbers moved)")
+
     def _reap_candidate(self, cpid: int) -> int | None:
         """C's wait status, from the zygote (its parent), which reaps it now."""
         try:
@@ -1836,6 +1861,7 @@ class Runner:
                     raise Dirty("the sample started processes or threads (the pid counter moved)")
                 if _LO_PACKETS.read() != self.net:
                     raise Dirty("the sample used sockets or the loopback device")
+                self._probe_inodes()
         except Dirty as exc:
             self.dirty = str(exc)
         return status

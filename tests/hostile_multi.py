@@ -215,6 +215,17 @@ _MEM_PROBE = (
     "            SEEN = True\n"
 )
 
+# --- tmpfs inode numbers: the writer makes (and deletes) files so that the next inode in /tmp is a
+# multiple of 64; the spy's scratch directory, the next inode made there, tells it so
+_INO_WRITE = (
+    "import os\n"
+    "_k = -os.lstat('.').st_ino % 64 or 64\n"
+    "for _ in range(_k - 1):\n"
+    "    open('f', 'w').close()\n"
+    "    os.unlink('f')\n"
+)
+_INO_PROBE = "import os\nos.mkdir('next')\nSEEN = os.lstat('next').st_ino % 64 == 0\n"
+
 SEQUENCES: list[Sequence] = [
     Sequence(
         "sysv_ipc",
@@ -253,6 +264,13 @@ SEQUENCES: list[Sequence] = [
         "a sample that filled /tmp and /dev/shm does not make a later one that needs scratch space fail",
         (Control(_NEEDS_SCRATCH + _FILL, False, frozenset({"docker"})),),
         frozenset({"docker"}),  # never fill the host's /tmp
+    ),
+    Sequence(
+        "tmpfs_inode_numbers",
+        (_writer(_INO_WRITE), _spy("import os\nSEEN = os.lstat('.').st_ino % 64 == 0\n")),
+        "files a sample made and deleted do not show in the inode numbers a later sample's files get",
+        (_control(_INO_WRITE, _INO_PROBE, ("docker",)),),
+        frozenset({"docker"}),
     ),
     Sequence(
         "memory_of_earlier_samples",
