@@ -1022,6 +1022,7 @@ def zygote_main(sock_fd: int, uids: tuple[int, int, int] | None) -> None:
     c_stdin = os.open(os.devnull, os.O_RDONLY)
     _set_env(HOME="/", TMPDIR="/tmp")  # from here on only these two change, per C
     limits_for: dict[tuple, list] = {}  # (timeout_s, memory_mb) -> C's limits
+    _sock_send(sock, {"ready": True})  # warm: no job's deadline pays for our start
     while True:
         try:
             msg, fds = _sock_recv(sock)
@@ -1516,6 +1517,8 @@ class Runner:
         )
         theirs.close()
         self.zsock = ours
+        if _sock_recv(ours)[0] is None:
+            raise RuntimeError("the zygote did not start")
 
     # -- the persistent test process
 
