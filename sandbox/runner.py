@@ -2,15 +2,19 @@
 
 Stdlib only (it runs inside a bare container as PID 1, and on the host for `--sandbox local`).
 
-Protocol: started as `python3 -I -u runner.py [--uids T,C]`, it prints one line
+Protocol: started as `python3 -I -u runner.py [--uids T,C[,N]]`, it prints one line
 `{"ready": true, "runner": <sha256[:12] of this file>, "isolation": "uid"|"same-uid", ...}`, then reads
 newline-delimited JSON jobs (phi_eval.jobs.ExecJob.to_json() plus optional `max_output_bytes`) on
 stdin and answers each with one line `{"id", "outcome", "duration_s", "detail"}`.  EOF -> clean exit.
+A reply with `"dirty": reason` says the sample left something that could not be removed for
+certain: the runner exits right after it, without running the jobs queued behind, and the
+executor re-sends those to a fresh runner (the verdict itself stands: the sample made the mess).
 
 Why it is shaped like this (each sample is split across processes that cannot reach each other):
 - The candidate process C runs the model's program.  It is forked by a *zygote*: a separate
-  interpreter started once with a clean environment, which never sees a test, so C cannot find
-  expected values in its own memory (gc, frames, /proc/self/mem).
+  interpreter started once with a clean environment, which never holds anything of any sample (no
+  test, no program: C reads its own from a memfd; no file name, no exit status), so C cannot find
+  expected values or another sample's code in its own memory (gc, frames, /proc/self/mem).
 - The test process T runs the benchmark's trusted tests and never executes candidate code.  It
   reaches into C only for the names the job lists (the functions and classes the tests mean to
   call, computed by the host from the task's reference solution); every other name is T's own
@@ -26,10 +30,14 @@ Why it is shaped like this (each sample is split across processes that cannot re
   raise TypeError, so no candidate code decides a comparison or a truth test in T.
 - T reports to the runner over a private pipe, and only after the tests ran to the end; an exit
   code, an early exit or a dead process is never a pass.
-- As root, T and C run as two different unprivileged uids with no groups, so C can neither signal,
-  ptrace nor read /proc of T or the runner.  After each job every process of uid C is killed
-  (kill(-1) from the zygote, switched to that uid) and C's files are removed, before the next C
-  exists; a C is never reused.
+- As root, T and C run as different unprivileged uids with no groups, so C can neither signal,
+  ptrace nor read /proc of T or the runner; each sample's C gets the next uid of a range of its
+  own (`--uids T,C,N`), so nothing one sample left could signal the next or share its process
+  limit.  Before a verdict is written, the runner itself (never switching its real uid, so
+  nothing of the sample can signal it) kills every process of the sandbox uids but T, removes the
+  sample's files from every writable root (whole trees, any depth or mode) and IPC objects, and
+  in the container checks that the sample moved no pid counter, socket or loopback counter that
+  the next sample could read.  What it cannot undo makes the runner dirty (see the protocol).
 - T, which runs only trusted tests and only ever holds builtin values decoded from C, is one
   persistent process: each job runs in a fresh namespace, from the same interpreter state.  It is
   killed (and uid T swept) on a deadline, a broken channel, a sandbox error, after T_MAX_JOBS jobs,
@@ -57,7 +65,7 @@ import time
 from collections.abc import Callable, Iterator
 
 OUTCOMES = ("passed", "failed", "runtime_error", "syntax_error", "timeout", "oom", "killed", "sandbox_error")
-DEFAULT_UIDS = (10001, 10002)  # (test process, candidate process)
+DEFAULT_UIDS = (10001, 10002, 1)  # (test process, first candidate uid, number of candidate uids)
 MAX_OUTPUT_BYTES = 65536
 MAX_REPLY_BYTES = 32 << 20  # one value returned by the candidate, JSON-encoded
 MAX_DEPTH = 100
@@ -65,7 +73,9 @@ MAX_ITEMS = 2_000_000
 MAX_HANDLES = 1 << 40
 DETAIL_CHARS = 300
 CHILD_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
-SCRATCH_ROOTS = ("/tmp", "/var/tmp", "/dev/shm")
+# Every place a sandbox uid can write (the container's root is read-only; /dev/mqueue holds POSIX
+# message queues, /dev/shm POSIX shared memory and semaphores).
+SCRATCH_ROOTS = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue")
 # Modules a candidate imported that the tests may name (e.g. `math.isclose` in MBPP asserts): the
 # test process imports its own copy; anything else stays a proxy.
 SAFE_MODULES = frozenset(
@@ -110,7 +120,7 @@ _PR_SET_CHILD_SUBREAPER = 36
 
 # fds inside the children (fixed numbers, everything else closed)
 _ZYGOTE_FD = 3
-_C_REQ, _C_REP = 3, 4  # candidate: requests in, replies out
+_C_REQ, _C_REP, _C_SRC = 3, 4, 5  # candidate: requests in, replies out, its program (read once)
 _T_REQ, _T_REP, _T_CTL = 3, 4, 5  # test process: requests out, replies in, socket to the runner
 
 
@@ -185,7 +195,7 @@ def _preimport_names(source: str) -> list[str]:
     C imports them while still root: locally the interpreter's files may be unreadable to the
     sandbox uids (a Python under /root); importing before the drop (trusted stdlib code, before any
     untrusted code runs) makes `import hashlib` work there too, and costs nothing extra where it
-    would be imported anyway.  Computed in the zygote, before the fork.
+    would be imported anyway.  Computed in C itself, from its own program, before the drop.
     """
     out = []
     for match in _IMPORT_RE.finditer(source):
@@ -224,16 +234,10 @@ def _set_limits(limits: dict[int, int]) -> None:
         resource.setrlimit(res, pair)
 
 
-_PRCTL: list = []  # libc's prctl, looked up once (before the zygote forks: ctypes costs ~0.2 ms a call)
-
-
 def _prctl(option: int, value: int) -> None:
+    """libc's prctl (looked up before the zygote forks: a first ctypes call costs ~0.2 ms)."""
     try:
-        if not _PRCTL:
-            import ctypes
-
-            _PRCTL.append(ctypes.CDLL(None, use_errno=True).prctl)
-        _PRCTL[0](option, value, 0, 0, 0)
+        _libc().prctl(option, value, 0, 0, 0)
     except Exception:  # noqa: BLE001 - best effort: the uid sweep does not depend on it
         pass
 
@@ -1267,24 +1271,34 @@ def _candidate_limits(msg: dict, uid: int | None) -> list[tuple[int, tuple[int, 
     return [*_limit_pairs(limits), (resource.RLIMIT_CPU, (cpu, cpu + 1))]  # SIGXCPU, then SIGKILL
 
 
+def _read_source(fd: int) -> tuple[str, str | None]:
+    """C's own program and entry point, from the memfd the runner filled (the zygote never reads it)."""
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    os.close(fd)
+    payload = json.loads(b"".join(chunks))
+    entry = payload.get("entry")
+    return payload["candidate"], entry if isinstance(entry, str) else None
+
+
 def _candidate_child(
-    candidate: str,
     fds: list[int],
     stdin: int,
     uid: int | None,
     scratch: str,
     limits: list[tuple[int, tuple[int, int]]],
-    imports: list[str],
-    entry: str | None,
 ) -> None:
     """Body of C after fork (from the zygote, which already set SIGINT to its default, HOME and
-    TMPDIR to `scratch`, and worked out the limits and imports); never returns."""
+    TMPDIR to `scratch`, and worked out the limits); never returns.  C reads its own program from
+    the runner's memfd, so the process it was forked from never held any sample's code."""
     code = 70
     try:
         os.setsid()
-        req_r, rep_w, out_w = fds
-        _remap_fds({0: stdin, 1: out_w, 2: out_w, _C_REQ: req_r, _C_REP: rep_w})
-        for name in imports:
+        src, req_r, rep_w, out_w = fds
+        _remap_fds({0: stdin, 1: out_w, 2: out_w, _C_REQ: req_r, _C_REP: rep_w, _C_SRC: src})
+        candidate, entry = _read_source(_C_SRC)
+        for name in _preimport_names(candidate) if uid is not None else ():
             try:
                 __import__(name)
             except Exception:  # noqa: BLE001 - the candidate's own import will report it
@@ -1307,60 +1321,307 @@ def _candidate_child(
         os._exit(code)
 
 
-def _sweep_uid(uid: int, files: bool = True, full: bool = True, kill: bool = True) -> bool:
-    """Kill every process of `uid`, then remove its files from the scratch roots.
+def zygote_main(sock_fd: int, uids: tuple[int, int, int] | None) -> None:
+    """Fork candidate processes on request; never returns a sample's data.
 
-    The zygote (root) switches its real and effective uid to `uid` and keeps root only as the saved
-    uid, so kill(-1) reaches exactly that uid's processes, without the cost of a fork; then it
-    switches back.  Nothing of the sandbox uids is left alive at that point to signal it (their
-    process trees were killed first); the ones that could be are killed by the first kill(-1).
-    Returns whether any process of `uid` (a zombie counts) was there to signal.
+    Started by exec, with a clean env.  It never holds anything of a sample, so that no C can find
+    an earlier sample in the memory it inherits: no test, no program (C reads its own from a
+    memfd), no file name, no exit status in a Python object (C's status goes to the runner from a
+    fixed ctypes buffer, zeroed after), no orphan (it is no subreaper: a C's daemons re-parent to
+    the runner).  Each request carries only the job's limits, a uid and a scratch path.
     """
-    found = False
-    os.setresuid(uid, uid, 0)
-    try:  # nothing in here may import: the stdlib may be unreadable to `uid`
-        for _ in range(3 if kill else 0):  # kill(-1): every process this uid may signal, but the caller
+    import ctypes
+
+    libc = _libc()
+    libc.prctl, libc.waitpid  # noqa: B018 - resolved once here, not in every C
+    status = ctypes.c_int(0)
+    status_view = memoryview(status).cast("B")
+    _warm_up()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # inherited by every C (no handler of ours in there)
+    sock = socket.socket(fileno=sock_fd)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    c_stdin = os.open(os.devnull, os.O_RDONLY)
+    _set_env(HOME="/", TMPDIR="/tmp")  # from here on only these two change, per C
+    limits_for: dict[tuple, list] = {}  # (timeout_s, memory_mb) -> C's limits
+    _sock_send(sock, {"ready": True})  # warm: no job's deadline pays for our start
+    while True:
+        try:
+            msg, fds = _sock_recv(sock)
+        except (OSError, EOFError, ValueError):
+            msg, fds = None, []
+        op = msg.get("op") if msg else "exit"
+        if op == "spawn":
+            if msg.get("reap"):  # the last C, dead already (the runner saw it exit): its status is not needed
+                libc.waitpid(int(msg["reap"]), ctypes.byref(status), 0)
+                status.value = 0
+            cuid = msg.get("uid") if uids else None
+            key = (msg.get("timeout_s"), msg.get("memory_mb"), cuid is None)
+            if key not in limits_for:
+                if len(limits_for) >= 64:
+                    limits_for.clear()
+                limits_for[key] = _candidate_limits(msg, cuid)
+            scratch = msg["scratch"]
+            os.environ["HOME"] = os.environ["TMPDIR"] = scratch  # C's environment (CHILD_ENV + these)
             try:
-                os.kill(-1, signal.SIGKILL)
-                found = True
-            except ProcessLookupError:
-                break
-        if files:
-            names = _WATCH[0].created() if _WATCH else None
-            _remove_files_of(uid, None if full else names)
-    except Exception:  # noqa: BLE001 - a failed cleanup must not take the zygote down
-        pass
-    finally:
-        os.setresuid(0, 0, 0)
-    return found
+                cpid = os.fork()
+            except OSError:
+                cpid = -1
+            if cpid == 0:
+                sock.close()
+                _candidate_child(fds, c_stdin, cuid, scratch, limits_for[key])
+            for fd in fds:
+                os.close(fd)
+            _sock_send(sock, {"pid": cpid})
+        elif op == "reap":  # C was killed by the runner: wait for it, hand its status on untouched
+            if libc.waitpid(int(msg["pid"]), ctypes.byref(status), 0) < 0:
+                status.value = -1
+            try:
+                sock.sendall(status_view)
+            finally:
+                status.value = 0
+        else:
+            return
 
 
-def _remove_files_of(uid: int, names: dict[str, set[str]] | None = None) -> None:
-    """Remove `uid`'s entries from the scratch roots: every entry of each root, or only the names
-    `names[root]` the root watch saw appear since the last sweep (a root missing there is listed)."""
-    for root in SCRATCH_ROOTS:
-        listed = names.get(root) if names is not None else None
-        if listed is None:
+_LIBC: list = []
+
+
+def _libc():  # noqa: ANN202 - a ctypes.CDLL
+    """libc through ctypes, loaded once (before forks: ctypes costs ~0.2 ms a load)."""
+    if not _LIBC:
+        import ctypes
+
+        _LIBC.append(ctypes.CDLL(None, use_errno=True))
+    return _LIBC[0]
+
+
+# ----------------------------------------------------------------- after each sample: the sweep
+
+
+class Dirty(Exception):
+    """A sample left something the runner cannot remove for certain: the runner answers, then exits
+    (the executor replaces it), so no later sample ever runs beside what it left."""
+
+
+def _proc_uids(pid: str) -> tuple[int, ...] | None:
+    """A process's real, effective, saved and filesystem uids (None once it is gone).  From
+    /proc/PID/status, not the owner of /proc/PID: a non-dumpable process's entry is root's."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            text = fh.read()
+    except OSError:
+        return None
+    at = text.find(b"\nUid:")
+    if at < 0:
+        return None
+    return tuple(int(u) for u in text[at + 5 : text.find(b"\n", at + 5)].split())
+
+
+class _Sweeper:
+    """Kills every process of the sandbox uids and removes their files, as the runner itself.
+
+    Processes: found by scanning /proc (each process's uids from its status) and killed with the
+    runner's CAP_KILL, never by switching to their uid, so nothing they do can signal the runner.
+    A /proc entry already seen to belong to another uid is remembered by (pid, inode): a new
+    process, even on a reused pid, has a new inode.  Files: removed with the filesystem uid set to
+    their owner (the runner has no CAP_DAC_OVERRIDE in the container), whole trees however deep,
+    odd permissions included.  Whatever cannot be removed for certain raises Dirty.
+    """
+
+    def __init__(self, uids: frozenset[int], reap: Callable[[], None]) -> None:
+        self.uids, self.reap = uids, reap
+        self.safe: set[tuple[int, int]] = set()  # (pid, /proc inode) of processes of other uids
+        self.watch: _RootWatch | None = None
+        try:
+            self.watch = _RootWatch()
+        except Exception:  # noqa: BLE001 - no inotify: every sweep lists the roots
+            pass
+        self.roots = [r for r in SCRATCH_ROOTS if os.path.isdir(r)]
+
+    def kill_processes(self, keep: set[int], timeout: float = 5.0) -> bool:
+        """SIGKILL every process of a sandbox uid but `keep`, until none is left (zombies reaped);
+        returns whether there were any.  Dirty if some outlive `timeout`."""
+        me = os.getpid()
+        found = False
+        deadline = time.monotonic() + timeout
+        while True:
+            alive = False
+            for entry in os.scandir("/proc"):
+                name = entry.name
+                if not name.isdigit():
+                    continue
+                pid = int(name)
+                if pid == me or pid in keep:
+                    continue
+                try:
+                    ident = (pid, entry.inode())
+                except OSError:
+                    continue
+                if ident in self.safe:
+                    continue
+                uids = _proc_uids(name)
+                if uids is None:
+                    continue
+                if not self.uids.intersection(uids):
+                    if len(self.safe) > 65536:
+                        self.safe.clear()
+                    self.safe.add(ident)
+                    continue
+                alive = found = True
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            if not alive:
+                return found
+            self.reap()
+            if time.monotonic() > deadline:
+                raise Dirty("a process of the sample survived SIGKILL")
+            time.sleep(0.0005)
+
+    def remove_files(self, uids: frozenset[int], full: bool = False) -> bool:
+        """Remove every entry of `uids` from the writable roots (only the names that appeared
+        since the last look, unless `full` or the watch overflowed); returns whether there were
+        any besides empty scratch directories.  Dirty if one cannot be removed."""
+        names = None if full or self.watch is None else self.watch.created()
+        litter = False
+        for root in self.roots:
+            listed = names.get(root) if names is not None else None
             try:
-                paths = [entry.path for entry in os.scandir(root)]
+                paths = [e.path for e in os.scandir(root)] if listed is None else [f"{root}/{n}" for n in listed]
             except OSError:
                 continue
-        else:
-            paths = [f"{root}/{name}" for name in listed]
-        for path in paths:
-            try:
-                st = os.lstat(path)
-                if st.st_uid != uid:
+            for path in paths:
+                try:
+                    st = os.lstat(path)
+                except OSError:
                     continue
-                if st.st_mode & 0o170000 == 0o040000:  # a directory (never followed: lstat)
-                    try:
-                        os.rmdir(path)  # the common case: C's scratch, left empty
-                    except OSError:
-                        _rmtree_own(path)
-                else:
-                    os.unlink(path)
+                if st.st_uid not in uids:
+                    continue
+                if not _remove_as(st.st_uid, path, st.st_mode & 0o170000 == 0o040000):
+                    raise Dirty(f"could not remove {path}")
+                if not (root == "/tmp" and os.path.basename(path).startswith("phi-eval-")):
+                    litter = True
+        return litter
+
+    def remove_ipc(self, uids: frozenset[int]) -> bool:
+        """Remove the System V IPC objects (shared memory, semaphores, message queues) of `uids`;
+        the container's sysctls forbid making any, so this matters for --sandbox local."""
+        found = False
+        for kind in ("shm", "sem", "msg"):
+            try:
+                with open(f"/proc/sysvipc/{kind}", "rb") as fh:
+                    header, *rows = fh.read().split(b"\n")
+            except OSError:
+                continue
+            cols = header.split()
+            try:
+                at_id, at_uid, at_cuid = 1, cols.index(b"uid"), cols.index(b"cuid")
+            except ValueError:
+                continue
+            for row in rows:
+                fields = row.split()
+                if len(fields) <= max(at_uid, at_cuid):
+                    continue
+                owner = next((int(fields[i]) for i in (at_cuid, at_uid) if int(fields[i]) in uids), None)
+                if owner is None:
+                    continue
+                found = True
+                if not _ipc_remove(kind, int(fields[at_id]), owner):
+                    raise Dirty(f"could not remove a System V {kind} object")
+        return found
+
+
+def _remove_as(uid: int, path: str, is_dir: bool) -> bool:
+    """Remove `path` (a whole tree when a directory) with the filesystem uid set to its owner;
+    True once it is gone."""
+    libc = _libc()
+    libc.setfsuid(uid)
+    try:
+        if is_dir:
+            try:
+                os.rmdir(path)  # the common case: C's scratch, left empty
+            except OSError:
+                _rmtree_deep(path)
+        else:
+            try:
+                os.unlink(path)
             except OSError:
                 pass
+        return not os.path.lexists(path)
+    finally:
+        libc.setfsuid(0)
+
+
+def _ipc_remove(kind: str, ident: int, owner: int) -> bool:
+    """IPC_RMID as the object's owner (only it, or CAP_SYS_ADMIN, may): the runner's effective
+    uid changes, its real and saved uids stay root, so no process of `owner` could signal it."""
+    libc = _libc()
+    os.setresuid(-1, owner, -1)
+    try:
+        if kind == "shm":
+            rc = libc.shmctl(ident, 0, None)
+        elif kind == "sem":
+            rc = libc.semctl(ident, 0, 0)
+        else:
+            rc = libc.msgctl(ident, 0, None)
+    finally:
+        os.setresuid(-1, 0, -1)
+    return rc == 0
+
+
+def _rmtree_deep(path: str, budget_s: float = 10.0) -> None:
+    """Remove a directory tree of any depth without following symlinks: one directory fd at a time
+    (a tree deeper than the fd limit is fine), each directory made accessible first (the candidate
+    may have made it unreadable).  Needs no imports (the stdlib may be unreadable)."""
+    deadline = time.monotonic() + budget_s
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    try:
+        os.chmod(path, 0o700, follow_symlinks=False)
+        cur = os.open(path, flags)
+    except OSError:
+        return
+    names: list[str] = []  # the path below `path`, one name per level
+    try:
+        while time.monotonic() < deadline:
+            sub = None
+            with os.scandir(cur) as entries:
+                listed = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]
+            for name, is_dir in listed:
+                if is_dir:
+                    sub = name
+                    continue
+                try:
+                    os.unlink(name, dir_fd=cur)
+                except OSError:
+                    pass
+            if sub is not None:
+                try:
+                    os.chmod(sub, 0o700, dir_fd=cur, follow_symlinks=False)
+                    nxt = os.open(sub, flags, dir_fd=cur)
+                except OSError:
+                    return
+                os.close(cur)
+                cur = nxt
+                names.append(sub)
+                continue
+            if not names:
+                break
+            parent = os.open("..", flags, dir_fd=cur)
+            os.close(cur)
+            cur = parent
+            try:
+                os.rmdir(names.pop(), dir_fd=cur)
+            except OSError:
+                return
+    finally:
+        os.close(cur)
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
 
 
 _IN_MOVED_TO, _IN_CREATE, _IN_Q_OVERFLOW, _IN_IGNORED = 0x80, 0x100, 0x4000, 0x8000
@@ -1379,7 +1640,7 @@ class _RootWatch:
     def __init__(self) -> None:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
+        libc = _libc()
         self.fd = libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
         if self.fd < 0:
             raise OSError(ctypes.get_errno(), "inotify_init1 failed")
@@ -1415,171 +1676,45 @@ class _RootWatch:
         return None if overflow else {root: out[root] for root in self.roots.values() if root in out}
 
 
-_WATCH: list[_RootWatch] = []  # the zygote's, when it sweeps a candidate uid
+class _Counter:
+    """A kernel counter read through an fd kept open (a pread costs ~1-10 us, an open ~100 us)."""
 
-
-def _rmtree_own(path: str) -> None:
-    """Remove a directory tree without following symlinks and without imports (in the sweep the
-    zygote runs as a sandbox uid, which may not be able to read the stdlib)."""
-
-    def clear(fd: int, depth: int) -> None:
-        with os.scandir(fd) as entries:
-            names = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]
-        for name, is_dir in names:
-            try:
-                if is_dir and depth < 256:
-                    os.chmod(name, 0o700, dir_fd=fd)  # the candidate may have made it unreadable
-                    sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
-                    try:
-                        clear(sub, depth + 1)
-                    finally:
-                        os.close(sub)
-                    os.rmdir(name, dir_fd=fd)
-                else:
-                    os.unlink(name, dir_fd=fd)
-            except OSError:
-                pass
-
-    try:
-        os.chmod(path, 0o700)
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    def __init__(self, path: str) -> None:
         try:
-            clear(fd, 0)
-        finally:
-            os.close(fd)
-        os.rmdir(path)
-    except OSError:
-        pass
+            self.fd: int | None = os.open(path, os.O_RDONLY)
+        except OSError:
+            self.fd = None
 
-
-def _children() -> list[int]:
-    kids: list[int] = []
-    try:
-        for tid in os.listdir("/proc/self/task"):
-            with open(f"/proc/self/task/{tid}/children") as fh:
-                kids += [int(p) for p in fh.read().split()]
-    except OSError:
-        pass
-    return kids
-
-
-def zygote_main(sock_fd: int, uids: tuple[int, int] | None) -> None:
-    """Fork candidate processes on request.  Started by exec, with a clean env: never holds a test."""
-    _subreaper()
-    _warm_up()
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # inherited by every C (no handler of ours in there)
-    sock = socket.socket(fileno=sock_fd)
-    devnull = os.open(os.devnull, os.O_RDWR)
-    os.dup2(devnull, 0)
-    os.dup2(devnull, 1)
-    c_stdin = os.open(os.devnull, os.O_RDONLY)
-    _set_env(HOME="/", TMPDIR="/tmp")  # from here on only these two change, per C
-    limits_for: dict[tuple, list] = {}  # (timeout_s, memory_mb) -> C's limits
-    cuid = uids[1] if uids else None
-    if uids:
+    def read(self) -> bytes | None:
+        if self.fd is None:
+            return None
         try:
-            _WATCH.append(_RootWatch())
-        except Exception:  # noqa: BLE001 - no inotify: every sweep lists the roots
-            pass
-    cpid: int | None = None
-    scratch: str | None = None
-    serial = 0
-    while True:
-        try:
-            msg, fds = _sock_recv(sock)
-        except (OSError, EOFError, ValueError):
-            msg, fds = None, []
-        op = msg.get("op") if msg else "exit"
-        if op == "spawn":
-            if cpid is not None:  # the last job's sweep, owed: always before the next C exists
-                owed = msg.get("sweep") or {}
-                _zygote_sweep(uids, cpid, scratch, sweep_t=bool(owed.get("t")), full=False)
-                cpid = scratch = None
-            _reap_all()
-            serial += 1
-            scratch = f"/tmp/phi-eval-{os.getpid()}-{serial}-{os.urandom(4).hex()}"
-            key = (msg.get("timeout_s"), msg.get("memory_mb"))
-            if key not in limits_for:
-                if len(limits_for) >= 64:
-                    limits_for.clear()
-                limits_for[key] = _candidate_limits(msg, cuid)
-            limits = limits_for[key]
-            os.environ["HOME"] = os.environ["TMPDIR"] = scratch  # C's environment (CHILD_ENV + these)
-            candidate = msg.pop("candidate")
-            imports = _preimport_names(candidate) if cuid is not None else []
-            cpid = os.fork()
-            if cpid == 0:
-                sock.close()
-                _candidate_child(candidate, fds, c_stdin, cuid, scratch, limits, imports, msg.get("entry"))
-            del candidate
-            for fd in fds:
-                os.close(fd)
-            if msg.get("ack", True):  # the runner needs C's pid only in same-uid mode (killpg)
-                _sock_send(sock, {"pid": cpid})
-        else:  # "finish" sweeps uid T only when the runner retired its T; "sweep" and "exit" always
-            finish = op == "finish"
-            status = _zygote_sweep(
-                uids, cpid, scratch, sweep_t=not finish or bool(msg.get("t")), full=not finish
-            )
-            cpid = scratch = None
-            if op == "exit":
-                return
-            _sock_send(sock, {"status": status})
+            return os.pread(self.fd, 64, 0)
+        except OSError:
+            return None
 
 
-def _zygote_sweep(
-    uids: tuple[int, int] | None,
-    cpid: int | None,
-    scratch: str | None,
-    sweep_t: bool = True,
-    full: bool = True,
-) -> int | None:
-    """Kill C's tree, every orphan this subreaper adopted and every process of uid C (and of uid T
-    when the runner has just retired its T: nothing else ever runs as uid T); remove C's files;
-    return C's exit status."""
-    if cpid:
-        for target in (-cpid, cpid):
-            try:
-                os.kill(target, signal.SIGKILL)
-            except OSError:
-                pass
-    deadline = time.monotonic() + 5
-    statuses: dict[int, int] = {}
-    if cpid:  # reap C first: as a zombie it would count as a process of uid C below
-        _await_exit(cpid, 5)
-        _reap(statuses)
-    found = True
-    if uids:
-        found = _sweep_uid(uids[1], files=False)
-        if sweep_t:
-            _sweep_uid(uids[0], files=False)
-    while _reap(statuses) and time.monotonic() < deadline:  # some child is still alive
-        for pid in _children():
-            for target in (-pid, pid):
-                try:
-                    os.kill(target, signal.SIGKILL)
-                except OSError:
-                    pass
-        time.sleep(0.0002)
-    if uids:  # C's files, once nothing of uid C is left that could still make one (kill(-1) once
-        # more if something of uid C was there above: nothing was, so nothing can have been born)
-        _sweep_uid(uids[1], full=full, kill=found)
-    if scratch and os.path.lexists(scratch):  # same-uid mode (the uid sweep removed it otherwise)
-        _rmtree_own(scratch)
-    return statuses.get(cpid) if cpid else None
+# The pid most recently allocated in this pid namespace, and the packets sent over `lo` (the only
+# interface: --network none).  Whatever a sample could leave in its network namespace for the next
+# one to see (a socket in TIME_WAIT, traffic) took packets over lo; a socket that never carried any
+# dies with its process.
+_LAST_PID = _Counter("/proc/sys/kernel/ns_last_pid")
+_LO_PACKETS = _Counter("/sys/class/net/lo/statistics/tx_packets")
 
 
-def _await_exit(pid: int, timeout: float) -> None:
-    """Block until child `pid` (already sent SIGKILL) has exited, without a polling loop; the reap
-    loop after it checks again either way."""
+def _ipc_forbidden() -> bool:
+    """Whether no System V IPC object can be made here (the container's sysctls: no segment,
+    semaphore set or message queue identifiers at all), so there is none to look for."""
     try:
-        fd = os.pidfd_open(pid)
-    except (AttributeError, OSError):  # no pidfd (old kernel), or already reaped
-        return
-    try:
-        select.select([fd], [], [], timeout)
-    finally:
-        os.close(fd)
+        with open("/proc/sys/kernel/shmmni", "rb") as fh:
+            shm = int(fh.read())
+        with open("/proc/sys/kernel/msgmni", "rb") as fh:
+            msg = int(fh.read())
+        with open("/proc/sys/kernel/sem", "rb") as fh:
+            sem = int(fh.read().split()[3])
+    except (OSError, ValueError, IndexError):
+        return False
+    return shm == msg == sem == 0
 
 
 def _sock_send(sock: socket.socket, msg: dict, fds: list[int] | None = None) -> None:
@@ -1614,29 +1749,77 @@ def _sock_exact(sock: socket.socket, n: int) -> bytes:
 # ------------------------------------------------------------------------------------ runner
 
 
-class Runner:
-    """Reads jobs, runs each as a (T, C) pair, writes verdicts."""
+class _Broken(Exception):
+    """The sandbox itself failed before the job could run (the zygote cannot fork): the runner
+    exits without a verdict, so the executor runs the job again on a fresh one."""
 
-    def __init__(self, uids: tuple[int, int] | None) -> None:
-        self.uids = uids
+
+class Runner:
+    """Reads jobs, runs each as a (T, C) pair, checks the sample left nothing, writes verdicts."""
+
+    def __init__(self, uids: tuple[int, int, int] | None) -> None:
+        self.uids = uids  # (uid of T, first candidate uid, number of candidate uids), or None
         self.source = os.path.abspath(__file__)
         self.zygote: int | None = None
         self.zsock: socket.socket | None = None
         self.statuses: dict[int, int] = {}
         self.t: _TestProcess | None = None
-        self.t_dirty = False  # a T was retired: sweep uid T before the next one starts
-        self.finish_pending = False  # the zygote is sweeping after a job; its answer is still unread
-        self.sweep_owed: dict | None = None  # the last job's sweep, not asked for yet (see _flush_sweep)
         self.seq = 0
+        self.dirty: str | None = None  # what the last sample left: answer, then exit
+        self.reap_owed = 0  # a dead C the zygote reaps with the next spawn
+        self.next_ino: dict[str, int] = {}  # per tmpfs root: the inode number the next probe must get
+        self.sweeper = (
+            _Sweeper(frozenset([uids[0], *range(uids[1], uids[1] + uids[2])]), self._reap_orphans)
+            if uids
+            else None
+        )
+        # PID 1 in a container of its own: the pid counter and the network namespace are the
+        # sandbox's alone, so a sample that moved them is seen (in --sandbox local they are the host's).
+        self.own_namespaces = os.getpid() == 1 and _LAST_PID.read() is not None
+        self.net = _LO_PACKETS.read() if self.own_namespaces else None
+        self.ipc_possible = not (self.own_namespaces and _ipc_forbidden())
+        if self.own_namespaces:  # the baseline for the first sample's inode check
+            try:
+                self._probe_inodes()
+            except Dirty:
+                pass
         _warm_up()
         self._start_zygote()
 
+    def _candidate_uid(self) -> int | None:
+        """A candidate uid per sample, in turn through the range: a process a sample left could
+        never signal the next sample's, nor share its process limit (and the sweep kills it)."""
+        if not self.uids:
+            return None
+        return self.uids[1] + self.seq % self.uids[2]
+
+    def _reap_orphans(self) -> None:
+        """Reap every exited child; only T's and the zygote's statuses are kept (the rest are a
+        sample's orphans, which re-parent to the runner)."""
+        keep = {self.zygote, self.t.pid if self.t else None}
+        for pid, status in _reap_all().items():
+            if pid in keep:
+                self.statuses[pid] = status
+
+    def _sweep_all(self) -> None:
+        """Kill every process of the sandbox uids and remove all their files (at start, after a
+        zygote died, at the end): nothing of an earlier runner or sample survives it."""
+        if self.sweeper is None:
+            return
+        try:
+            keep = {p for p in (self.zygote, self.t.pid if self.t else None) if p}
+            self.sweeper.kill_processes(keep)
+            self.sweeper.remove_files(self.sweeper.uids, full=True)
+            self.sweeper.remove_ipc(self.sweeper.uids)
+        except Dirty as exc:
+            self.dirty = str(exc)
+
     def _start_zygote(self) -> None:
         """Exec a fresh interpreter (not a fork: it must never have seen a test) with a clean env."""
-        self.finish_pending = False
-        self.sweep_owed = None  # the new zygote's first sweep covers it
-        self._kill_t()  # the new zygote's first sweep covers uid T
+        self._kill_t()
         self._stop_zygote(wait=0)
+        self.reap_owed = 0  # the old zygote's children re-parent to the runner, which reaps them
+        self._sweep_all()  # a crashed predecessor may have left processes behind
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         if theirs.fileno() == _ZYGOTE_FD:  # dup2 onto itself would keep close-on-exec set
             moved = socket.socket(fileno=os.dup(theirs.fileno()))
@@ -1644,7 +1827,7 @@ class Runner:
             theirs = moved
         args = [sys.executable, "-I", "-S", "-u", self.source, "--zygote", str(_ZYGOTE_FD)]
         if self.uids:
-            args += ["--uids", f"{self.uids[0]},{self.uids[1]}"]
+            args += ["--uids", ",".join(map(str, self.uids))]
         self.zygote = os.posix_spawn(
             sys.executable,
             args,
@@ -1657,10 +1840,8 @@ class Runner:
         )
         theirs.close()
         self.zsock = ours
-        _sock_send(ours, {"op": "sweep"})  # a crashed predecessor may have left processes behind
         if _sock_recv(ours)[0] is None:
             raise RuntimeError("the zygote did not start")
-        self.t_dirty = False
 
     # -- the persistent test process
 
@@ -1675,10 +1856,6 @@ class Runner:
         return t
 
     def _start_t(self, as_bytes: int) -> _TestProcess:
-        self._flush_sweep()  # a sweep of uid T must never meet the new T
-        self._zsync()
-        if self.t_dirty:
-            self._zygote_sweep_now()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         pid = os.fork()
         if pid == 0:
@@ -1699,49 +1876,12 @@ class Runner:
                 os.kill(target, signal.SIGKILL)
             except OSError:
                 pass
-        self.t_dirty = True
         return self._wait(t.pid)
 
     def _retire_t(self) -> None:
-        """Kill T and sweep uid T right away (between jobs: idle, recycled or resized)."""
-        if self.t is not None:
-            self._kill_t()
-            self._zygote_sweep_now()
-
-    def _flush_sweep(self) -> None:
-        """Ask for the last job's sweep now.  After a job whose verdict did not need C's exit status
-        the sweep is owed, and normally rides on the next job's spawn message (one message, not
-        two); it is asked for on its own whenever anything else comes first: a new T, a sweep, the
-        end, or no next job waiting (so nothing of uid C outlives its job while the runner idles)."""
-        owed, self.sweep_owed = self.sweep_owed, None
-        if owed is None:
-            return
-        try:
-            _sock_send(self.zsock, {"op": "finish", **owed})
-            self.finish_pending = True
-        except OSError:  # the zygote died: a fresh one sweeps both uids when it starts
-            self._start_zygote()
-
-    def _zsync(self) -> None:
-        """Read the zygote's answer to the last job's sweep (sent after the verdict when the verdict
-        did not need it): no job, no T and no sweep starts before it is in.  A zygote that died
-        meanwhile is replaced here, before the next job."""
-        if not self.finish_pending:
-            return
-        self.finish_pending = False
-        try:
-            if _sock_recv(self.zsock)[0] is None:
-                raise EOFError("zygote closed its socket")
-        except (OSError, EOFError, ValueError):
-            self._start_zygote()
-
-    def _zygote_sweep_now(self) -> None:
-        self._flush_sweep()
-        self._zsync()
-        _sock_send(self.zsock, {"op": "sweep"})
-        if _sock_recv(self.zsock)[0] is None:
-            raise RuntimeError("zygote closed its socket")
-        self.t_dirty = False
+        """Kill T between jobs (idle, recycled or resized); it never forks, so nothing of its uid
+        is left (the next sweep would kill it)."""
+        self._kill_t()
 
     def _stop_zygote(self, wait: float) -> None:
         if self.zsock is not None:
@@ -1766,6 +1906,7 @@ class Runner:
                     os.waitpid(self.zygote, 0)
                 break
             time.sleep(0.005)
+        self.statuses.pop(self.zygote, None)
         self.zygote = None
 
     def ready_line(self) -> dict:
@@ -1779,7 +1920,8 @@ class Runner:
             "ready": True,
             "runner": digest,
             "isolation": "uid" if self.uids else "same-uid",
-            "uids": list(self.uids) if self.uids else None,
+            "uids": list(self.uids[:2]) if self.uids else None,
+            "candidate_uids": self.uids[2] if self.uids else 0,
             "pid": os.getpid(),
             "zygote": self.zygote,
         }
@@ -1787,13 +1929,18 @@ class Runner:
     def serve(self, inp, out) -> None:  # noqa: ANN001 - binary file objects
         out.write(json.dumps(self.ready_line()) + "\n")
         out.flush()
-        for line in self._lines(inp):
-            if not line.strip():
-                continue
-            reply = self.handle_line(line)
-            out.write(json.dumps(reply) + "\n")
-            out.flush()
-            self.statuses.update(_reap_all())
+        try:
+            for line in self._lines(inp):
+                if not line.strip():
+                    continue
+                reply = self.handle_line(line)
+                out.write(json.dumps(reply) + "\n")
+                out.flush()
+                self._reap_orphans()
+                if self.dirty:  # the jobs already queued here run on the executor's next runner
+                    break
+        except _Broken:
+            pass
         self._shutdown()
 
     def _lines(self, inp) -> Iterator[bytes]:  # noqa: ANN001 - a binary file object
@@ -1806,12 +1953,10 @@ class Runner:
             return
         pending: list[bytes] = []
         while True:
-            if self.sweep_owed is not None and not select.select([fd], [], [], 0)[0]:
-                self._flush_sweep()  # no next job waiting: sweep now, not when it comes
             if self.t is not None and not select.select([fd], [], [], T_IDLE_S)[0]:
                 try:
                     self._retire_t()
-                except Exception:  # noqa: BLE001 - the next job restarts the zygote if it is gone
+                except Exception:  # noqa: BLE001 - the next job starts a new T either way
                     pass
                 continue
             chunk = os.read(fd, 1 << 16)
@@ -1829,10 +1974,9 @@ class Runner:
                 pending.append(chunk[start:])
 
     def _shutdown(self) -> None:
-        self._flush_sweep()
-        self._zsync()
         self._kill_t()
         self._stop_zygote(wait=10)
+        self._sweep_all()
 
     def handle_line(self, line: bytes) -> dict:
         t0 = time.monotonic()
@@ -1859,13 +2003,18 @@ class Runner:
             return self._reply(job_id, "sandbox_error", t0, f"bad request: {exc}")
         try:
             outcome, detail = self.run_job(job)
+        except _Broken:
+            raise
         except Exception as exc:  # noqa: BLE001 - keep serving; the zygote is restarted
             outcome, detail = "sandbox_error", f"runner: {type(exc).__name__}: {exc}"
             try:
                 self._start_zygote()  # and a fresh T
             except Exception as exc2:  # noqa: BLE001
                 detail += f"; zygote restart failed: {exc2}"
-        return self._reply(job_id, outcome, t0, detail)
+        reply = self._reply(job_id, outcome, t0, detail)
+        if self.dirty:
+            reply["dirty"] = _short(self.dirty)
+        return reply
 
     @staticmethod
     def _reply(job_id: object, outcome: str, t0: float, detail: str) -> dict:
@@ -1882,6 +2031,7 @@ class Runner:
         deadline = time.monotonic() + timeout_s
         as_bytes = max(2 * memory_mb, 2048) << 20
         self.seq += 1
+        entry = job.get("entry_point") if isinstance(job.get("entry_point"), str) else None
         work = {
             "seq": self.seq,
             "prelude": job.get("prelude") or "",
@@ -1889,10 +2039,23 @@ class Runner:
             "entry_point": job.get("entry_point"),
             "candidate_names": job.get("candidate_names") or [],
         }
-        self._zsync()
-        req_r, req_w = os.pipe()
-        rep_r, rep_w = os.pipe()
-        out_r, out_w = os.pipe()
+        cuid = self._candidate_uid()
+        scratch = f"/tmp/phi-eval-{os.getpid()}-{self.seq}-{os.urandom(4).hex()}"
+        # C's program goes to C alone, through a memfd only it reads: never through the zygote.
+        src = os.memfd_create("candidate", os.MFD_CLOEXEC)
+        fds = [src]
+        try:
+            _write_all(src, json.dumps({"candidate": job["candidate"], "entry": entry}).encode())
+            os.lseek(src, 0, os.SEEK_SET)
+            req_r, req_w = os.pipe()
+            rep_r, rep_w = os.pipe()
+            fds += [req_r, req_w, rep_r, rep_w]
+            out_r, out_w = os.pipe()
+            fds.append(out_w)
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
         try:
             t = self._test_process(as_bytes)
             try:
@@ -1904,28 +2067,28 @@ class Runner:
             t.jobs += 1
             spawn = {
                 "op": "spawn",
-                "candidate": job["candidate"],
                 "timeout_s": timeout_s,
                 "memory_mb": memory_mb,
-                "entry": job.get("entry_point") if isinstance(job.get("entry_point"), str) else None,
-                "ack": not self.uids,
-                "sweep": self.sweep_owed,  # the last job's, first (None: nothing owed)
+                "uid": cuid,
+                "scratch": scratch,
+                "reap": self.reap_owed,
             }
-            self.sweep_owed = None
-            _sock_send(self.zsock, spawn, [req_r, rep_w, out_w])
+            self.reap_owed = 0
+            _sock_send(self.zsock, spawn, [src, req_r, rep_w, out_w])
         except BaseException:
             os.close(out_r)
             raise
         finally:
-            for fd in (req_r, req_w, rep_r, rep_w, out_w):
+            for fd in fds:
                 os.close(fd)
         try:
-            cpid = None
-            if not self.uids:
-                reply, _ = _sock_recv(self.zsock)
-                if reply is None:
-                    raise RuntimeError("zygote closed its socket")
-                cpid = reply["pid"]
+            reply, _ = _sock_recv(self.zsock)
+            if reply is None:
+                raise RuntimeError("zygote closed its socket")
+            cpid = int(reply["pid"])
+            if cpid <= 0:  # no process can be made (pids exhausted?): not the sample's doing
+                self._kill_t()
+                raise _Broken("the zygote cannot fork")
             report, output, timed_out = self._collect(t.sock.fileno(), out_r, deadline, max_out)
         finally:
             os.close(out_r)
@@ -1933,23 +2096,105 @@ class Runner:
         tstatus = None
         if rep is None or rep["outcome"] in ("sandbox_error", "oom") or rep.get("rss_kb", 0) > T_MAX_RSS_KB:
             tstatus = self._kill_t()  # anything odd, or a T grown big: the next job gets a fresh one
-        if cpid is not None:
+        need_status = rep is None or rep["outcome"] == "candidate_died"
+        cstatus = self._end_candidate(cpid, cuid, scratch, need_status)
+        return self._verdict(rep, output, timed_out, cstatus, tstatus, timeout_s)
+
+    def _end_candidate(self, cpid: int, cuid: int | None, scratch: str, need_status: bool) -> int | None:
+        """Kill C's tree, get C's exit status from the zygote, then make sure the sample left
+        nothing: no process of a sandbox uid but T, no file of its uid in a writable root, no IPC
+        object; in the container also no new process (the pid counter) and no socket or loopback
+        traffic.  What cannot be undone for certain marks the runner dirty.  Returns C's status
+        when `need_status` (else None: in the container C is only seen to exit, and the zygote
+        reaps it with the next spawn, saving a round trip per sample)."""
+        lazy = self.own_namespaces and not need_status
+        pidfd = None
+        if lazy:
             try:
-                os.killpg(cpid, signal.SIGKILL)
+                pidfd = os.pidfd_open(cpid)
+            except (AttributeError, OSError):
+                lazy = False
+        for target in (-cpid, cpid):
+            try:
+                os.kill(target, signal.SIGKILL)
             except OSError:
                 pass
-        if rep is not None and rep["outcome"] != "candidate_died":
-            # T's report decides: answer now; the sweep goes with the next job's spawn, or sooner
-            # (_flush_sweep), and nothing else happens before it is done.
-            self.sweep_owed = {"t": self.t_dirty}
-            self.t_dirty = False
-            return self._verdict(rep, output, timed_out, None, tstatus, timeout_s)
-        _sock_send(self.zsock, {"op": "finish", "t": self.t_dirty})
-        self.t_dirty = False
-        fin, _ = _sock_recv(self.zsock)
-        if fin is None:
-            raise RuntimeError("zygote closed its socket")
-        return self._verdict(rep, output, timed_out, fin.get("status"), tstatus, timeout_s)
+        status = None
+        if pidfd is not None:
+            try:
+                if not select.select([pidfd], [], [], 5.0)[0]:
+                    self.dirty = "the candidate process did not die"
+                    return None
+            finally:
+                os.close(pidfd)
+            self.reap_owed = cpid
+        else:
+            status = self._reap_candidate(cpid)
+            if self.dirty:
+                return None
+        if self.sweeper is None:  # same-uid mode: C's own scratch (its group was killed above)
+            if os.path.lexists(scratch):
+                _rmtree_deep(scratch)
+            return status
+        return self._check_clean(cpid, cuid, status)
+
+    def _probe_inodes(self) -> None:
+        """A tmpfs numbers its inodes one by one, so a file a sample made, even one it deleted,
+        would show in the numbers the next sample's files get.  A probe directory per root, made
+        after each sample, must get the number the last probe predicts (after one scratch
+        directory, in /tmp); a higher one means the sample made files: dirty."""
+        for root in ("/tmp", "/dev/shm"):
+            probe = f"{root}/.phi-eval-probe-{os.getpid()}"
+            try:
+                os.mkdir(probe, 0o700)
+                ino = os.lstat(probe).st_ino
+                os.rmdir(probe)
+            except OSError:
+                continue
+            expected = self.next_ino.get(root)
+            self.next_ino[root] = ino + (2 if root == "/tmp" else 1)  # /tmp: the next C's scratch first
+            if expected is not None and ino > expected:
+                self.next_ino.clear()
+                raise Dirty(f"the sample made files in {root} (its inode numbers moved)")
+
+    def _reap_candidate(self, cpid: int) -> int | None:
+        """C's wait status, from the zygote (its parent), which reaps it now."""
+        try:
+            self.zsock.settimeout(5.0)
+            _sock_send(self.zsock, {"op": "reap", "pid": cpid})
+            raw = _sock_exact(self.zsock, 4)
+            self.zsock.settimeout(None)
+            (value,) = struct.unpack("i", raw)
+            return None if value < 0 else value
+        except (OSError, EOFError) as exc:
+            self.dirty = f"the candidate process could not be reaped ({exc})"
+            return None
+
+    def _check_clean(self, cpid: int, cuid: int | None, status: int | None) -> int | None:
+        """The sweep after C is dead (see _end_candidate)."""
+        assert self.sweeper is not None
+        try:
+            keep = {p for p in (self.zygote, self.t.pid if self.t else None) if p}
+            # In the container nothing but C makes a process between the spawn and here, so an
+            # unmoved pid counter proves the sample left no process (no /proc scan needed).
+            forked = not self.own_namespaces or _LAST_PID.read() != b"%d\n" % cpid
+            if forked:
+                if self.reap_owed == cpid:  # its zombie would count as a process of its uid
+                    self.reap_owed = 0
+                    self._reap_candidate(cpid)
+                self.sweeper.kill_processes(keep)
+            self.sweeper.remove_files(frozenset([cuid]))
+            if self.ipc_possible:
+                self.sweeper.remove_ipc(self.sweeper.uids)
+            if self.own_namespaces:
+                if forked:
+                    raise Dirty("the sample started processes or threads (the pid counter moved)")
+                if _LO_PACKETS.read() != self.net:
+                    raise Dirty("the sample used sockets or the loopback device")
+                self._probe_inodes()
+        except Dirty as exc:
+            self.dirty = str(exc)
+        return status
 
     def _wait(self, pid: int) -> int | None:
         if pid in self.statuses:
@@ -2067,15 +2312,26 @@ def _describe_status(who: str, status: int | None) -> str:
     return f"{who} exited with code {os.WEXITSTATUS(status)}"
 
 
-def _parse_uids(text: str) -> tuple[int, int]:
-    t, c = (int(p) for p in text.split(","))
-    if t == c or min(t, c) <= 0:
-        raise ValueError("--uids needs two different non-root uids")
-    return t, c
+def _parse_uids(text: str) -> tuple[int, int, int]:
+    """`T,C[,N]`: the test process's uid, then N candidate uids from C (one per sample, in turn)."""
+    parts = [int(p) for p in text.split(",")]
+    t, c, n = (parts + [1])[:3] if len(parts) in (2, 3) else (0, 0, 0)
+    if n < 1 or min(t, c) <= 0 or c <= t < c + n:
+        raise ValueError("--uids needs T,C[,N]: a non-root test uid outside N candidate uids from C")
+    return t, c, n
+
+
+def _parse_uid_list(text: str) -> frozenset[int]:
+    """`U1,U2,A-B,...` for --sweep."""
+    out: set[int] = set()
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return frozenset(out)
 
 
 def main(argv: list[str]) -> int:
-    uids: tuple[int, int] | None = DEFAULT_UIDS
+    uids: tuple[int, int, int] | None = DEFAULT_UIDS
     zygote_fd = None
     i = 0
     while i < len(argv):
@@ -2085,12 +2341,17 @@ def main(argv: list[str]) -> int:
         elif argv[i] == "--zygote":
             zygote_fd = int(argv[i + 1])
             i += 2
-        elif argv[i] == "--sweep":  # host-side cleanup after a runner was killed: --sweep U1,U2,...
-            todo = [int(p) for p in argv[i + 1].split(",")]
-            if os.geteuid() == 0 and all(u > 0 for u in todo):
-                for uid in todo:
-                    _sweep_uid(uid)
-                _reap_all()
+        elif argv[i] == "--sweep":  # host-side cleanup after a runner was killed: --sweep U1,A-B,...
+            todo = _parse_uid_list(argv[i + 1])
+            if os.geteuid() == 0 and todo and min(todo) > 0:
+                sweeper = _Sweeper(todo, _reap_all)
+                try:
+                    sweeper.kill_processes(set())
+                    sweeper.remove_files(todo, full=True)
+                    sweeper.remove_ipc(todo)
+                except Dirty as exc:
+                    print(f"runner.py: {exc}", file=sys.stderr)
+                    return 1
             return 0
         else:
             print(f"runner.py: unknown argument {argv[i]!r}", file=sys.stderr)

@@ -211,7 +211,7 @@ def test_hostile_completions_never_pass(executor: LocalExecutor, humaneval) -> N
     }
     assert not honest_bad, "hostile neighbours must not disturb honest samples"
     if ROOT:
-        uids = {u for pair in executor.uids for u in pair}
+        uids = executor.all_uids()
         assert not wait_gone(uids), "the sweep left sandbox processes behind"
         assert not sandbox_files(uids), "the sweep left sandbox files behind"
 
@@ -446,7 +446,7 @@ def test_close_leaves_no_process(humaneval) -> None:
     daemon = next(h for h in HOSTILE if h.name == "setsid_daemon")
     ex = LocalExecutor(workers=2, warn=False)
     pids = [w.proc.pid for w in ex._workers] + [w.info["zygote"] for w in ex._workers]
-    uids = {u for pair in ex.uids for u in pair}
+    uids = ex.all_uids()
     try:
         run_all(
             ex, [build_job(task, p, daemon.completion, 1, timeout_s=2.0), build_job(task, p, p.reference, 0)]

@@ -146,11 +146,27 @@ def sweep_stale(client: DockerClient) -> int:
 RUNNER_CMD = ["python3", "-I", "-S", "-u", "/opt/phi_eval/runner.py"]
 
 
-def sandbox_uids(slot: int) -> tuple[int, int]:
-    """A uid pair of its own for each container: without user namespaces RLIMIT_NPROC counts per uid
-    across the whole machine, so a fork bomb in one container must not eat another's allowance."""
-    base = 100_000 + (os.getpid() % 50_000) * 64
-    return base + 2 * (slot % 32), base + 2 * (slot % 32) + 1
+UIDS_PER_CONTAINER = 1024  # the test process's, then one candidate uid per sample, in turn
+
+
+def sandbox_uids(slot: int) -> tuple[int, int, int]:
+    """(test uid, first candidate uid, number of candidate uids): a range of its own for each
+    container. Without user namespaces RLIMIT_NPROC counts per uid across the whole machine, so a
+    fork bomb in one container must not eat another's allowance; within a container each sample
+    gets the next candidate uid, so nothing a sample left can share the next one's."""
+    base = 100_000 + ((os.getpid() % 40_000) * 32 + slot % 32) * UIDS_PER_CONTAINER
+    return base, base + 1, UIDS_PER_CONTAINER - 1
+
+
+# No System V IPC object or POSIX message queue can be made at all (they outlive processes and
+# would be charged to the container's memory); shared memory is removed once unattached.
+IPC_SYSCTLS = {
+    "kernel.shmmni": "0",
+    "kernel.msgmni": "0",
+    "kernel.sem": "250 32000 32 0",
+    "fs.mqueue.queues_max": "0",
+    "kernel.shm_rmid_forced": "1",
+}
 
 
 def container_options(
@@ -159,10 +175,10 @@ def container_options(
     """The hardening every sandbox container gets (see DESIGN.md, "The sandbox, in short")."""
     from docker.types import LogConfig, Ulimit
 
-    test_uid, cand_uid = sandbox_uids(slot)
+    test_uid, cand_uid, n_cand = sandbox_uids(slot)
     return {
         "image": image,
-        "command": [*RUNNER_CMD, "--uids", f"{test_uid},{cand_uid}"],
+        "command": [*RUNNER_CMD, "--uids", f"{test_uid},{cand_uid},{n_cand}"],
         "stdin_open": True,
         "tty": False,
         "detach": True,
@@ -186,6 +202,10 @@ def container_options(
         "init": False,
         "hostname": "sandbox",
         "ipc_mode": "private",
+        "sysctls": dict(IPC_SYSCTLS),
+        # A neutral resolv.conf, not the host's nameservers and search domains (there is no network).
+        "dns": ["127.0.0.1"],
+        "dns_search": ["."],
         "log_config": LogConfig(type="none"),
         "labels": {
             LABEL: "sandbox",
@@ -263,6 +283,7 @@ class _Slot:
         self.ready: dict[str, Any] = {}
         self.start_s = 0.0
         self._cpu_file: Path | bool | None = None  # False: not readable here
+        self.dirty = ""  # the runner said its last sample left something: it is exiting
 
     def start(self) -> None:
         """Create, attach, start, and wait for the runner's ready line (SandboxFault if it never comes)."""
@@ -309,6 +330,7 @@ class _Slot:
             raise SandboxFault(f"runner answered nonsense: {line[:200]!r}") from None
         if result.id != job.id:
             raise SandboxFault(f"runner answered for {result.id!r} while running {job.id!r}")
+        self.dirty = str(data.get("dirty") or "")
         return result
 
     def answer_ready(self, timeout: float) -> bool:
@@ -615,6 +637,17 @@ class DockerExecutor:
                     holds_place = False
                     with self._lock:
                         self._parked -= 1
+                if slot.dirty:  # the sample's verdict stands; the jobs sent behind it go to a fresh container
+                    if parked is not None:  # a parked container's other answers were to be ignored anyway
+                        self._drop(slot)
+                        with self._lock:
+                            self._parked_slots.discard(slot)
+                        return
+                    retry.extendleft(reversed(pending))
+                    pending.clear()
+                    self._drop(slot)
+                    slot = self._replace(index)
+                    since = time.monotonic()
         except SandboxFault as exc:
             if not self._closed:
                 done.put(exc)

@@ -29,7 +29,8 @@ READY_TIMEOUT_S = 30.0
 # Sandbox uids for local runners: far above any login or container range, and different per
 # executor (from our pid), so two executors on one host never sweep each other's processes.
 LOCAL_UID_BASE = 2_100_000_000
-UIDS_PER_EXECUTOR = 256
+UIDS_PER_EXECUTOR = 4096
+UIDS_PER_WORKER = 32  # T's, then 31 candidate uids the runner takes in turn, one per sample
 CHILD_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
 
 WARNING = (
@@ -41,9 +42,10 @@ WARNING = (
 
 
 def local_uids(worker: int, pid: int | None = None) -> tuple[int, int]:
-    """(test uid, candidate uid) for one local worker."""
+    """(test uid, first candidate uid) for one local worker; its candidate uids are the
+    UIDS_PER_WORKER - 1 from there."""
     slot = (pid if pid is not None else os.getpid()) % ((2**31 - 1 - LOCAL_UID_BASE) // UIDS_PER_EXECUTOR)
-    base = LOCAL_UID_BASE + slot * UIDS_PER_EXECUTOR + 2 * worker
+    base = LOCAL_UID_BASE + slot * UIDS_PER_EXECUTOR + UIDS_PER_WORKER * worker
     return base, base + 1
 
 
@@ -65,7 +67,7 @@ class _Worker:
     def start(self) -> None:
         args = [sys.executable, "-I", "-S", "-u", str(self.runner)]
         if self.uids:
-            args += ["--uids", f"{self.uids[0]},{self.uids[1]}"]
+            args += ["--uids", f"{self.uids[0]},{self.uids[1]},{UIDS_PER_WORKER - 1}"]
         self.proc = subprocess.Popen(
             args,
             stdin=subprocess.PIPE,
@@ -133,7 +135,7 @@ class _Worker:
             return ""
 
     def kill(self) -> None:
-        """SIGKILL the runner only: its zygote sees EOF and sweeps the sandbox uids on its own."""
+        """SIGKILL the runner only (the next runner of this worker sweeps its uids when it starts)."""
         if self.proc is None:
             return
         if self.proc.poll() is None:
@@ -202,6 +204,10 @@ class LocalExecutor:
             self.close()
             raise
 
+    def all_uids(self) -> set[int]:
+        """Every uid this executor's runners may give a sandbox process."""
+        return {u for t, c in self.uids for u in (t, *range(c, c + UIDS_PER_WORKER - 1))}
+
     @property
     def isolation(self) -> str:
         """'uid' (T and C as separate unprivileged uids) or 'same-uid' (not root)."""
@@ -243,17 +249,21 @@ class LocalExecutor:
                 for line in lines:
                     if w.job is None or not line.strip():
                         continue
-                    result = self._parse(line, w.job)
-                    if result is None or is_infrastructure(result):
+                    parsed = self._parse(line, w.job)
+                    if parsed is None or is_infrastructure(parsed[0]):
                         del busy[w.index]
-                        if result is None:
+                        if parsed is None:
                             self._fail(w, pending, on_result, "runner sent a malformed reply", "died")
                         else:  # the runner's own machinery failed: a fresh runner
-                            self._fail(w, pending, on_result, result.detail, "runner")
+                            self._fail(w, pending, on_result, parsed[0].detail, "runner")
                         break
+                    result, dirty = parsed
                     w.job = None
                     del busy[w.index]
+                    if dirty:  # the sample left something: this runner exits; a fresh one replaces it
+                        self._restart(w, "a sample left a mess")
                     on_result(result)
+                    break
             now = time.monotonic()
             for w in list(busy.values()):
                 if w.job is not None and now >= w.deadline:
@@ -261,19 +271,29 @@ class LocalExecutor:
                     self._fail(w, pending, on_result, "no answer by the host deadline", "hung")
 
     @staticmethod
-    def _parse(line: bytes, job: ExecJob) -> ExecResult | None:
+    def _parse(line: bytes, job: ExecJob) -> tuple[ExecResult, bool] | None:
+        """(the verdict, whether the runner said the sample left it dirty), or None for nonsense."""
         try:
             data = json.loads(line)
             if data.get("id") != job.id:
                 return None
-            return ExecResult(
+            result = ExecResult(
                 id=job.id,
                 outcome=str(data["outcome"]),
                 duration_s=float(data.get("duration_s", 0.0)),
                 detail=str(data.get("detail", "")),
             )
+            return result, bool(data.get("dirty"))
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
+
+    def _restart(self, w: _Worker, why: str) -> None:
+        w.kill()
+        self._dirty = True
+        try:
+            w.start()
+        except PhiEvalError:
+            raise PhiEvalError(f"a local sandbox runner could not be restarted ({why})") from None
 
     def _fail(
         self, w: _Worker, pending: deque, on_result: Callable[[ExecResult], None], why: str, kind: FaultKind
@@ -316,7 +336,7 @@ class LocalExecutor:
 
     def _sweep(self) -> None:
         runner = sandbox_dir() / "runner.py"
-        flat = ",".join(str(u) for pair in self.uids for u in pair)
+        flat = ",".join(f"{t},{c}-{c + UIDS_PER_WORKER - 2}" for t, c in self.uids)
         subprocess.run(
             [sys.executable, "-I", "-S", str(runner), "--sweep", flat],
             env=dict(CHILD_ENV),
