@@ -14,10 +14,13 @@ channel or the poison is real.  `where` says in which sandboxes a sequence or co
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 TASK = "HumanEval/13"  # greatest_common_divisor(a, b) -> int
-TAG = "phi_leak_7f3a"  # names the writers use (the spies' patterns spell it with a [_] class)
+# names the writers use, unique per test process (with --sandbox local a spy sees the whole host's
+# /proc and /tmp, so two test runs on one machine must not see each other's writers)
+TAG = f"phi_leak_{os.getpid() % 0xFFFF:04x}"
 
 _RIGHT = "    import math\n    return math.gcd(a, b)\n"
 _SPY = "    import math\n    return math.gcd(a, b) if SEEN else -1\n"
