@@ -23,7 +23,7 @@ from phi_eval import __version__, runfolder
 from phi_eval.config import RESUME_KEYS, RunConfig, git_commit, now_iso, package_versions
 from phi_eval.errors import PhiEvalError, PolicyFailed
 from phi_eval.generate import Generator, GenOutput, GenRequest, SamplingParams
-from phi_eval.jobs import ExecResult, build_job, job_id
+from phi_eval.jobs import ExecJob, ExecResult, build_job
 from phi_eval.metrics import default_ks, outcome_counts, run_pass_at_k
 from phi_eval.progress import progress_bar
 from phi_eval.samples import Sample, read_samples
@@ -62,7 +62,8 @@ def _config_record(cfg: RunConfig, task: Task, source: DataSource, generator: Ge
         "allowed_imports": list(cfg.allowed_imports or task.allowed_imports),
         "stop": list(task.stop),
         "data": {"kind": source.kind, "location": source.location, "sha256": source.sha256,
-                 "revision": source.revision, "split": source.split},
+                 "revision": source.revision, "split": source.split,
+                 **({"version": source.revision} if task.loader == "evalplus" else {})},
         "model_info": generator.info() if generator else None,
         "packages": package_versions(),
     }
@@ -211,49 +212,105 @@ def _analyze(task: Task, cfg: RunConfig, problem: Problem, sample: Sample, cache
     return cache[key]
 
 
+def _plus_expected(cfg: RunConfig, problems: Sequence[Problem], run_dir: Path) -> dict[str, dict[str, Any]]:
+    """EvalPlus tasks: the expected outputs of the problems to run, cached per data file hash."""
+    from phi_eval.plus.groundtruth import expected_outputs
+
+    sha = (runfolder.read_json(run_dir / runfolder.CONFIG).get("data") or {}).get("sha256")
+    items = [(p.task_id, p.entry_point or "", p.plus) for p in problems]
+    return expected_outputs(items, sha, workers=cfg.workers, say=console.print)
+
+
+def _sample_jobs(cfg: RunConfig, task: Task, problem: Problem, sample: Sample,
+                 expected: dict[str, dict[str, Any]], sources: dict) -> list[ExecJob]:
+    """One job per sample; two for an EvalPlus task (base inputs, extra inputs), as EvalPlus runs them."""
+    if problem.plus is None:
+        return [build_job(task, problem, sample.completion, sample.completion_id,
+                          is_program=sample.is_program or None, timeout_s=cfg.timeout_s)]
+    from phi_eval.plus.checker import plus_jobs
+
+    plus = problem.plus
+    return plus_jobs(
+        task_id=problem.task_id, completion_id=sample.completion_id,
+        candidate=sample.completion if sample.is_program else problem.prompt + sample.completion,
+        entry_point=problem.entry_point or "", dataset=plus.dataset, base_input=plus.base_input,
+        plus_input=plus.plus_input, atol=plus.atol, expected=expected[problem.task_id],
+        memory_mb=task.memory_mb, cap_s=cfg.timeout_s, sources=sources,
+    )
+
+
+def _verdict_fields(parts: Sequence[ExecResult], count: int) -> dict[str, Any]:
+    """A sample's verdict from its jobs' results: for EvalPlus, `passed` = base and extra inputs
+    ("plus"), `passed_base` = base inputs alone; outcome and detail are the first failing part's.
+    A part after a failed one is never run (its verdict could not change `passed`)."""
+    decider = next((r for r in parts if not r.passed), parts[-1])
+    fields: dict[str, Any] = {"passed": len(parts) == count and all(r.passed for r in parts)}
+    if count == 2:
+        fields["passed_base"] = parts[0].passed
+    return fields | {
+        "outcome": decider.outcome,
+        "duration_s": round(sum(r.duration_s for r in parts), 4),
+        "detail": decider.detail[:300],
+    }
+
+
 def evaluate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], samples: Sequence[Sample],
                      run_dir: Path) -> dict[str, Any]:
-    """Execute every sample in the sandbox, write results.jsonl, metrics.json and report.md."""
+    """Execute every sample in the sandbox, write results.jsonl, metrics.json and report.md.
+
+    A sample with two jobs (EvalPlus: base, then extra inputs) runs them in two waves over one
+    warm pool: the extra inputs only for samples that passed the base ones."""
     from phi_eval.sandbox import get_executor
 
     by_id = {p.task_id: p for p in problems}
     results_path = run_dir / runfolder.RESULTS
     done = {(r["task_id"], r["completion_id"]) for r in runfolder.iter_jsonl(results_path)}
     todo = [s for s in samples if (s.task_id, s.completion_id) not in done]
-    sample_of = {job_id(s.task_id, s.completion_id): s for s in todo}
-    jobs = [
-        build_job(task, by_id[s.task_id], s.completion, s.completion_id, is_program=s.is_program or None,
-                  timeout_s=cfg.timeout_s)
-        for s in todo
-    ]
+    expected: dict[str, dict[str, Any]] = {}
+    if task.loader == "evalplus" and todo:
+        expected = _plus_expected(cfg, [by_id[t] for t in dict.fromkeys(s.task_id for s in todo)], run_dir)
+    sources: dict = {}  # one test text per EvalPlus task and part, shared by its samples
+    jobs_of = {(s.task_id, s.completion_id): _sample_jobs(cfg, task, by_id[s.task_id], s, expected, sources)
+               for s in todo}
+    part_of = {job.id: (s, i) for s in todo for i, job in enumerate(jobs_of[(s.task_id, s.completion_id)])}
     if done:
-        console.print(f"resuming: {len(done)} results already in {results_path}, {len(jobs)} to run")
+        console.print(f"resuming: {len(done)} results already in {results_path}, {len(todo)} to run")
     cache: dict = {}
     started = time.perf_counter()
-    if jobs:
+    if todo:
         with get_executor(cfg.sandbox, workers=cfg.workers, docker_hosts=list(cfg.docker_hosts)) as executor, \
                 runfolder.JsonlAppender(results_path) as out, _progress() as progress:
-            bar = progress.add_task("executing", total=len(jobs), status="")
+            bar = progress.add_task("executing", total=len(todo), status="")
             passed = 0
+            got: dict[tuple[str, int], list[ExecResult]] = {}
+            next_wave: list[ExecJob] = []
 
             def on_result(result: ExecResult) -> None:
                 nonlocal passed
-                sample = sample_of[result.id]
+                sample, index = part_of[result.id]
+                key = (sample.task_id, sample.completion_id)
+                parts = got.setdefault(key, [])
+                parts.append(result)
+                count = len(jobs_of[key])
+                if result.passed and index + 1 < count:
+                    next_wave.append(jobs_of[key][index + 1])
+                    return
+                fields = _verdict_fields(parts, count)
                 record = {
                     "task_id": sample.task_id,
                     "completion_id": sample.completion_id,
                     "completion": sample.completion,
-                    "passed": result.passed,
-                    "outcome": result.outcome,
-                    "duration_s": round(result.duration_s, 4),
-                    "detail": result.detail[:300],
+                    **fields,
                     **_analyze(task, cfg, by_id[sample.task_id], sample, cache),
                 }
                 out.write([record])
-                passed += result.passed
+                passed += fields["passed"]
                 progress.update(bar, advance=1, status=f"{passed} passed")
 
-            executor.run(jobs, on_result)
+            wave = [jobs[0] for jobs in jobs_of.values()]
+            while wave:
+                executor.run(wave, on_result)
+                wave, next_wave = next_wave, []
     return finish_run(cfg, task, problems, run_dir, elapsed_s=time.perf_counter() - started)
 
 
@@ -277,6 +334,7 @@ def finish_run(cfg: RunConfig, task: Task, problems: Sequence[Problem], run_dir:
         "num_samples": len(records),
         "n": n_max,
         "pass_at_k": run_pass_at_k(records, ks),
+        **_base_metrics(task, records, ks),
         "outcomes": outcome_counts(records),
         **summarize(records, allowed=cfg.allowed_imports or task.allowed_imports),
         "created_at": now_iso(),
@@ -293,6 +351,18 @@ def finish_run(cfg: RunConfig, task: Task, problems: Sequence[Problem], run_dir:
     print_summary(metrics, run_dir)
     _apply_policies(cfg, metrics, records)
     return metrics
+
+
+def _base_metrics(task: Task, records: Sequence[dict], ks: Sequence[int]) -> dict[str, Any]:
+    """EvalPlus tasks: pass@k on the base tests too, and both tables' names as EvalPlus prints them."""
+    if task.loader != "evalplus":
+        return {}
+    base = [{"task_id": r["task_id"], "passed": r.get("passed_base", r["passed"])} for r in records]
+    name = task.source.get("dataset", task.name)
+    return {
+        "pass_at_k_base": run_pass_at_k(base, ks),
+        "pass_at_k_names": {"pass_at_k": f"{name}+ (base + extra tests)", "pass_at_k_base": f"{name} (base tests)"},
+    }
 
 
 def _counts(records: Sequence[dict]) -> dict[str, tuple[int, int]]:
@@ -324,8 +394,11 @@ def print_summary(metrics: dict[str, Any], run_dir: Path) -> None:
                         f"{metrics['num_samples']} samples")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for k, v in metrics["pass_at_k"].items():
-        table.add_row(f"pass@{k}", f"{100 * v:.1f}%")
+    names = metrics.get("pass_at_k_names") or {}
+    for key in ("pass_at_k_base", "pass_at_k"):
+        for k, v in (metrics.get(key) or {}).items():
+            label = f"{names[key]} pass@{k}" if key in names else f"pass@{k}"
+            table.add_row(label, f"{100 * v:.1f}%")
     for outcome, count in metrics["outcomes"].items():
         table.add_row(outcome, str(count))
     if "allowed_imports_rate" in metrics:
