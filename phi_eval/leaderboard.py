@@ -56,6 +56,7 @@ def leaderboard_records(run_dirs: Sequence[Path]) -> list[dict[str, Any]]:
                 "n": m.get("n", cfg.get("n")),
                 "num_tasks": m.get("num_tasks"),
                 "pass_at_k": {k: m["pass_at_k"][k] for k in sorted_ks(m["pass_at_k"])},
+                "pass_at_k_base": dict(m.get("pass_at_k_base") or {}),  # EvalPlus tasks only
                 "allowed_imports_rate": m.get("allowed_imports_rate"),
                 "security_flag_rate": m.get("security_flag_rate"),
                 "outcomes": dict(m.get("outcomes") or {}),
@@ -81,6 +82,8 @@ def leaderboard_frame(records: Sequence[dict[str, Any]]) -> Any:
     for r in records:
         row: dict[str, Any] = {"run": r["run"], "model": r["model"], "task": r["task"], "n": r["n"]}
         row |= {f"pass@{k}": pct(r["pass_at_k"].get(k)) for k in ks}
+        if any(rec["pass_at_k_base"] for rec in records):
+            row |= {f"pass@{k} (base tests)": pct(r["pass_at_k_base"].get(k)) for k in ks}
         row["allowed imports"] = pct(r["allowed_imports_rate"])
         row["security flags"] = pct(r["security_flag_rate"])
         row |= {o: r["outcomes"].get(o, 0) for o in outcomes}
@@ -95,8 +98,14 @@ def _numeric_columns(df: Any) -> list[str]:
 
 
 def leaderboard_markdown(run_dirs: Sequence[Path]) -> str:
-    df = leaderboard_frame(leaderboard_records(run_dirs))
-    return "# Leaderboard\n\n" + dataframe_markdown(df, right=_numeric_columns(df)) + "\n"
+    records = leaderboard_records(run_dirs)
+    df = leaderboard_frame(records)
+    note = ""
+    if any(r["pass_at_k_base"] for r in records):
+        note = ("\nEvalPlus tasks (humaneval-plus, mbpp-plus): pass@k is on base + extra tests (\"humaneval+\", "
+                "\"mbpp+\"), pass@k (base tests) on the base tests alone (\"humaneval\", \"mbpp\"); other tasks have "
+                "no base column (n/a).\n")
+    return "# Leaderboard\n\n" + dataframe_markdown(df, right=_numeric_columns(df)) + "\n" + note
 
 
 def leaderboard_rich(df: Any) -> Any:

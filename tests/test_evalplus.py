@@ -267,3 +267,40 @@ def test_all_of_mbpp_plus_equals_evalplus(tmp_path: Path) -> None:
     assert MBPP_PLUS.is_file()
     data = mbpp_subset(tmp_path / "MbppPlus.jsonl", None)
     _compare("mbpp", "mbpp-plus", data, read_jsonl(data), tmp_path)
+
+
+def test_contamination_guard_indexes_a_cached_release(tmp_path: Path) -> None:
+    """`train --eval-task mbpp-plus` checks against MBPP+ from the release cache (no network here, so
+    the test places a file where the download would have put it)."""
+    import gzip
+
+    from phi_eval.contamination import build_eval_index
+
+    cached = tmp_path / "phi-cache" / "evalplus" / "MbppPlus-v0.2.0.jsonl.gz"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(gzip.compress(mbpp_subset(tmp_path / "sub.jsonl", ["Mbpp/2", "Mbpp/3"]).read_bytes()))
+    index = build_eval_index(["mbpp-plus"])
+    assert index.size == 2 and index.names == ("mbpp-plus",)
+
+
+@pytest.mark.docker
+def test_humaneval_plus_run_with_reference_model(tmp_path: Path) -> None:
+    """`phi-eval run` end to end on a .jsonl.gz HumanEval+ file: prompts, both tables, config.json."""
+    data = build_humaneval_plus(tmp_path / "HumanEvalPlus-v0.1.10.jsonl.gz", ["HumanEval/0", "HumanEval/32",
+                                                                              "HumanEval/53"])
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "phi_eval", "run", "--task", "humaneval-plus", "--model",
+                           "reference", "--data", str(data), "--out", str(tmp_path / "run"), "--workers", "2"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "humaneval (base tests) pass@1" in proc.stdout and "humaneval+ (base + extra tests) pass@1" in proc.stdout
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    # find_zero (HumanEval/32) never passes under evalplus 0.3.1's rules, so 2 of 3
+    assert metrics["pass_at_k"]["1"] == pytest.approx(2 / 3) and metrics["pass_at_k_base"]["1"] == pytest.approx(2 / 3)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["data"]["version"] == "v0.1.10" and len(config["data"]["sha256"]) == 64
+    results = read_jsonl(tmp_path / "run" / "results.jsonl")
+    zero = next(r for r in results if r["task_id"] == "HumanEval/32")
+    assert zero["passed_base"] is False and "find_zero" in zero["detail"]
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "humaneval+ (base + extra tests) pass@1" in report
