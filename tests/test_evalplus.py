@@ -304,3 +304,31 @@ def test_humaneval_plus_run_with_reference_model(tmp_path: Path) -> None:
     assert zero["passed_base"] is False and "find_zero" in zero["detail"]
     report = (tmp_path / "run" / "report.md").read_text()
     assert "humaneval+ (base + extra tests) pass@1" in report
+
+
+# Attacks on the checker itself.  Each passes under evalplus 0.3.1, which compares in the
+# candidate's own process (the control: the attack works where the defence is missing), and must
+# never pass in phi-eval, whose comparison runs in the sandbox's test process on builtin values.
+ATTACKS = {
+    "rigged __eq__": ("Mbpp/3", "class _A:\n    def __eq__(self, other):\n        return True\n\n"
+                                "def is_not_prime(n):\n    return _A()\n"),
+    "patched builtins.set": ("Mbpp/2", "import builtins\n_real = builtins.set\n"
+                                       "builtins.set = lambda *a: _real()\n\n"
+                                       "def similar_elements(a, b):\n    return ()\n"),
+    "patched numpy.allclose": ("Mbpp/82", "import numpy\nnumpy.allclose = lambda *a, **k: True\n\n"
+                                          "def volume_sphere(r):\n    return -1.0\n"),
+}
+
+
+@pytest.mark.docker
+def test_checker_attacks_never_pass(tmp_path: Path) -> None:
+    python = require_evalplus()
+    data = mbpp_subset(tmp_path / "MbppPlus-attacks.jsonl", sorted({t for t, _ in ATTACKS.values()}))
+    samples = [{"task_id": t, "solution": code, "kind": name} for name, (t, code) in ATTACKS.items()]
+    path = write_jsonl(tmp_path / "samples.jsonl", samples)
+    theirs, _ = run_evalplus(python, "mbpp", data, path, tmp_path / "evalplus-cache")
+    ours = _phi_eval("mbpp-plus", data, path, tmp_path / "run")
+    for s in samples:
+        t, o = theirs[s["task_id"]][0], ours[s["task_id"]][0]
+        assert t["base_status"] == t["plus_status"] == "pass", f"control: {s['kind']} should fool evalplus"
+        assert not o["passed_base"] and not o["passed"], f"{s['kind']} passed in phi-eval: {o}"
