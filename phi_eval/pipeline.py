@@ -188,6 +188,8 @@ def generate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], ru
                     problem = by_id[o.task_id]
                     echo = problem.prompt if problem.entry_point is not None else None
                     completion = o.raw if is_reference else postprocess(o.raw, task.stop, fmt, echo=echo)
+                    if problem.plus is not None and not is_reference:
+                        completion = _plus_completion(problem.prompt, completion)
                     record = {"task_id": o.task_id, "completion_id": o.completion_id, "completion": completion}
                     if completion != o.raw:
                         record["raw"] = o.raw
@@ -196,6 +198,13 @@ def generate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], ru
 
             generator.generate(requests, params, on_outputs)
     return [Sample(r["task_id"], r["completion_id"], r["completion"]) for r in runfolder.iter_jsonl(samples_path)]
+
+
+def _plus_completion(prompt: str, completion: str) -> str:
+    """EvalPlus prompts the model with its prompt stripped plus a newline, but joins a `completion`
+    to the prompt as it is in the file (MBPP+'s ends without one): so the newline goes into the
+    completion, and `prompt + completion` is the program the model saw and wrote."""
+    return completion if prompt.endswith("\n") else "\n" + completion
 
 
 # ---------------------------------------------------------------- evaluation

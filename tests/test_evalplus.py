@@ -332,3 +332,23 @@ def test_checker_attacks_never_pass(tmp_path: Path) -> None:
         t, o = theirs[s["task_id"]][0], ours[s["task_id"]][0]
         assert t["base_status"] == t["plus_status"] == "pass", f"control: {s['kind']} should fool evalplus"
         assert not o["passed_base"] and not o["passed"], f"{s['kind']} passed in phi-eval: {o}"
+
+
+@pytest.mark.docker
+def test_mbpp_plus_generation_with_a_tiny_phi(tmp_path: Path, tiny_phi: Path) -> None:
+    """`phi-eval run` with a real (tiny) model: EvalPlus's prompt in the phi-1 format, and each
+    completion joined to the file's prompt as the model saw it."""
+    data = mbpp_subset(tmp_path / "sub.jsonl", ["Mbpp/2", "Mbpp/3"])
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "phi_eval", "run", "--task", "mbpp-plus", "--model", str(tiny_phi),
+                           "--data", str(data), "--out", str(tmp_path / "run"), "--workers", "1",
+                           "--max-new-tokens", "16", "--prompt-format", "phi-1"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {r["task_id"]: r for r in read_jsonl(data)}
+    for p in read_jsonl(tmp_path / "run" / "prompts.jsonl"):
+        assert p["prompt"] == rows[p["task_id"]]["prompt"].strip() + "\n"
+    for s in read_jsonl(tmp_path / "run" / "samples.jsonl"):
+        assert s["completion"].startswith("\n")  # MBPP+'s prompt ends without a newline
+    results = read_jsonl(tmp_path / "run" / "results.jsonl")
+    assert len(results) == 2 and all("passed_base" in r for r in results)
