@@ -233,11 +233,12 @@ def _compare(dataset: str, task: str, data: Path, rows: list[dict[str, Any]], tm
         want = (t["base_status"] == "pass", t["base_status"] == t["plus_status"] == "pass")
         got = (o["passed_base"], o["passed"])
         if want != got:
-            mismatches.append((s["task_id"], s["kind"], "evalplus", want, "phi-eval", got, o["detail"]))
+            mismatches.append((s["task_id"], s["kind"], "evalplus", want, str(t["plus_fail_tests"])[:80],
+                               "phi-eval", got, o["detail"][:120]))
         tally["base"] += got[0]
         tally["plus"] += got[1]
         tally["differ"] += got[0] != got[1]
-    assert not mismatches, mismatches[:10]
+    assert not mismatches, f"{len(mismatches)} of {len(samples)} differ: {mismatches[:20]}"
     return tally
 
 
