@@ -97,6 +97,9 @@ def available_metrics(m: Mapping[str, Any]) -> dict[str, tuple[float, bool]]:
     out: dict[str, tuple[float, bool]] = {}
     for k in sorted_ks(m["pass_at_k"]):
         out[f"pass@{k}"] = (float(m["pass_at_k"][k]), True)
+    base = m.get("pass_at_k_base") or {}  # EvalPlus tasks: pass@k on the base tests alone
+    for k in sorted_ks(base):
+        out[f"base_pass@{k}"] = (float(base[k]), True)
     for key, better in (
         ("allowed_imports_rate", True),
         ("security_flag_rate", False),
@@ -115,6 +118,7 @@ def default_metrics(base: Mapping[str, Any], cand: Mapping[str, Any]) -> list[st
     """pass@k both runs report, plus the import and security rates where both have them."""
     both = available_metrics(base).keys() & available_metrics(cand).keys()
     ks = [f"pass@{k}" for k in sorted_ks(base["pass_at_k"]) if f"pass@{k}" in both]
+    ks += [f"base_pass@{k}" for k in sorted_ks(base.get("pass_at_k_base") or {}) if f"base_pass@{k}" in both]
     return ks + [m for m in ("allowed_imports_rate", "security_flag_rate") if m in both]
 
 
@@ -130,13 +134,14 @@ def _per_task(run: RunData, metric: str, tasks: Sequence[str]) -> tuple[list[flo
         by_task.setdefault(r["task_id"], []).append(r)
     nums: list[float] = []
     dens: list[float] = []
-    if metric.startswith("pass@"):
-        k = int(metric[5:])
+    if metric.startswith(("pass@", "base_pass@")):
+        field = "passed_base" if metric.startswith("base_") else "passed"
+        k = int(metric.split("@")[1])
         for t in tasks:
             recs = by_task[t]
             if len(recs) < k:
                 return f"{t} has {len(recs)} samples in {run.path.name}, fewer than k={k}"
-            nums.append(pass_at_k(len(recs), sum(bool(r["passed"]) for r in recs), k))
+            nums.append(pass_at_k(len(recs), sum(bool(r.get(field, r["passed"])) for r in recs), k))
             dens.append(1.0)
         return nums, dens
     if metric == "allowed_imports_rate":

@@ -169,6 +169,9 @@ def leaderboard_markdown(run_dirs: Sequence[Path], warn: Warn | None = _stderr) 
         out += [f"## {md_text(task)}", "", dataframe_markdown(df, right=_numeric_columns(df)), ""]
     if any(r["sandbox"] == "local" for r in records):
         out += ["`local (UNISOLATED)`: executed with `--sandbox local`, without the Docker sandbox.", ""]
+    if any("base tests" in r["pass_at_k_other"] for r in records):
+        out += ["EvalPlus tasks (humaneval-plus, mbpp-plus): pass@k is on base + extra tests (\"humaneval+\", "
+                "\"mbpp+\"), pass@k (base tests) on the base tests alone (\"humaneval\", \"mbpp\").", ""]
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from phi_eval import runfolder
-from phi_eval.execution import ResultWriter, check_key, execute
+from phi_eval.execution import JobPlan, ResultWriter, check_key, execute
 from phi_eval.jobs import NOT_EXECUTED
 from phi_eval.samples import Sample
 from phi_eval.sidecar import Sidecar
-from phi_eval.tasks import Problem, Task
 
 _END = None
 
@@ -31,10 +29,10 @@ _END = None
 class Overlap:
     """An execution thread fed with sample batches; `finish()` waits for it to drain."""
 
-    def __init__(self, task: Task, by_id: Mapping[str, Problem], run_dir: Path, executor: Any,
-                 sidecar: Sidecar, *, allowed: tuple[str, ...], timeout_s: float | None) -> None:
-        self.task, self.by_id, self.executor, self.sidecar = task, by_id, executor, sidecar
-        self.allowed, self.timeout_s = allowed, timeout_s
+    def __init__(self, plan: JobPlan, run_dir: Path, executor: Any, sidecar: Sidecar, *,
+                 allowed: tuple[str, ...]) -> None:
+        self.plan, self.by_id, self.executor, self.sidecar = plan, plan.by_id, executor, sidecar
+        self.allowed = allowed
         self.results_path = run_dir / runfolder.RESULTS
         # a sample left as sandbox_error (not executed) is not done: --resume runs it again
         self.done = {(r["task_id"], r["completion_id"]) for r in runfolder.iter_jsonl(self.results_path)
@@ -82,7 +80,7 @@ class Overlap:
                         if not plotting:  # after the first checks: the report is drawn last
                             self.sidecar.preload_plotting()
                             plotting = True
-                        execute(self.executor, self.task, self.by_id, samples, writer, timeout_s=self.timeout_s)
+                        execute(self.executor, self.plan, samples, writer)
         except BaseException as exc:  # noqa: BLE001 - raised on the main thread
             self.error = exc
 

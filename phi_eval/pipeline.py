@@ -73,7 +73,8 @@ def _config_record(cfg: RunConfig, task: Task, source: DataSource, generator: Ge
         "allowed_imports": list(cfg.allowed_imports or task.allowed_imports),
         "stop": list(task.stop),
         "data": {"kind": source.kind, "location": source.location, "sha256": source.sha256,
-                 "revision": source.revision, "split": source.split},
+                 "revision": source.revision, "split": source.split,
+                 **({"version": source.revision} if task.loader == "evalplus" else {})},
         "model_info": generator.info() if generator else None,
         "packages": package_versions(),
     }
@@ -236,6 +237,8 @@ def generate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], ru
                                                   (*problem.test_list, problem.setup), context=echo or "")
                     else:
                         completion = postprocess(o.raw, setup.stop, fmt, echo=echo)
+                        if problem.plus is not None:
+                            completion = _plus_completion(problem.prompt, completion)
                     record = {"task_id": o.task_id, "completion_id": o.completion_id, "completion": completion}
                     if setup.is_chat and not is_reference:
                         record["is_program"] = True
@@ -264,7 +267,37 @@ def _unique(samples: Sequence[Sample]) -> list[Sample]:
     return out
 
 
+def _plus_completion(prompt: str, completion: str) -> str:
+    """EvalPlus prompts the model with its prompt stripped plus a newline, but joins a `completion`
+    to the prompt as it is in the file (MBPP+'s ends without one): so the newline goes into the
+    completion, and `prompt + completion` is the program the model saw and wrote."""
+    return completion if prompt.endswith("\n") else "\n" + completion
+
+
 # ---------------------------------------------------------------- evaluation
+
+
+def _plus_expected(cfg: RunConfig, problems: Sequence[Problem], run_dir: Path) -> dict[str, dict[str, Any]]:
+    """EvalPlus tasks: the expected outputs of the problems to run, cached per data file hash."""
+    from phi_eval.plus.groundtruth import expected_outputs
+
+    sha = (runfolder.read_json(run_dir / runfolder.CONFIG).get("data") or {}).get("sha256")
+    items = [(p.task_id, p.entry_point or "", p.plus) for p in problems]
+    return expected_outputs(items, sha, workers=cfg.workers, say=console.print)
+
+
+def job_plan(cfg: RunConfig, task: Task, problems: Sequence[Problem], run_dir: Path,
+             to_run: Iterable[str] = ()) -> Any:
+    """How this run's samples become jobs (EvalPlus tasks: with the expected outputs of the tasks
+    in `to_run`, computed or read from their cache first)."""
+    from phi_eval.execution import JobPlan
+
+    by_id = {p.task_id: p for p in problems}
+    expected = {}
+    if task.loader == "evalplus":
+        wanted = [by_id[t] for t in dict.fromkeys(to_run)]
+        expected = _plus_expected(cfg, wanted, run_dir) if wanted else {}
+    return JobPlan(task, by_id, timeout_s=cfg.timeout_s, expected=expected)
 
 
 def evaluate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], samples: Sequence[Sample],
@@ -272,7 +305,9 @@ def evaluate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], sa
     """Execute every sample in the sandbox, write results.jsonl, metrics.json and report.md.
 
     The model-card checks and the report run in a sidecar process while the sandbox executes
-    (phi_eval/sidecar.py); `executor` may be one already started (evaluate starts it while reading)."""
+    (phi_eval/sidecar.py); `executor` may be one already started (evaluate starts it while reading).
+    A sample with two jobs (EvalPlus: base, then extra inputs) runs them in two waves over the pool:
+    the extra inputs only for samples that passed the base ones."""
     import contextlib
 
     from phi_eval.execution import ResultWriter, check_key, execute
@@ -301,6 +336,7 @@ def evaluate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], sa
             if executor is None:
                 executor = stack.enter_context(
                     get_executor(cfg.sandbox, workers=cfg.workers, docker_hosts=list(cfg.docker_hosts)))
+            plan = job_plan(cfg, task, problems, run_dir, (s.task_id for s in todo))
             with runfolder.JsonlAppender(results_path) as out, _progress() as progress:
                 bar = progress.add_task("executing", total=len(todo), status="")
                 passed = 0
@@ -310,8 +346,7 @@ def evaluate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], sa
                     passed += record["passed"]
                     progress.update(bar, advance=1, status=f"{passed} passed")
 
-                execute(executor, task, by_id, todo, ResultWriter(out, sidecar, by_id, on_record),
-                        timeout_s=cfg.timeout_s)
+                execute(executor, plan, todo, ResultWriter(out, sidecar, by_id, on_record))
         if executor is not None:
             executor.close()  # the pool is not needed for the metrics and the report
         return finish_run(cfg, task, problems, run_dir, elapsed_s=time.perf_counter() - started, sidecar=sidecar)
@@ -348,6 +383,7 @@ def finish_run(cfg: RunConfig, task: Task, problems: Sequence[Problem], run_dir:
         "num_samples": len(records) - len(missing),
         "n": n_max,
         "pass_at_k": run_pass_at_k(records, ks) if counts and ks else {},
+        **(_base_metrics(task, records, ks) if counts and ks else {}),
         "outcomes": outcome_counts(records),
         "not_executed": len(missing),
         "not_executed_samples": [
@@ -395,6 +431,19 @@ def unique_results(records: Iterable[dict]) -> list[dict]:
     return list(best.values())
 
 
+def _base_metrics(task: Task, records: Sequence[dict], ks: Sequence[int]) -> dict[str, Any]:
+    """EvalPlus tasks: pass@k on the base tests too, and both tables' names as EvalPlus prints them."""
+    if task.loader != "evalplus":
+        return {}
+    base = [{"task_id": r["task_id"], "passed": r.get("passed_base", r["passed"])} for r in records
+            if r["outcome"] != NOT_EXECUTED]
+    name = task.source.get("dataset", task.name)
+    return {
+        "pass_at_k_base": run_pass_at_k(base, ks),
+        "pass_at_k_names": {"pass_at_k": f"{name}+ (base + extra tests)", "pass_at_k_base": f"{name} (base tests)"},
+    }
+
+
 def _counts(records: Sequence[dict]) -> dict[str, tuple[int, int]]:
     from phi_eval.metrics import counts_by_task
 
@@ -418,8 +467,11 @@ def print_summary(metrics: dict[str, Any], run_dir: Path) -> None:
                         f"{metrics['num_samples']} samples")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for k, v in metrics["pass_at_k"].items():
-        table.add_row(f"pass@{k}", f"{100 * v:.1f}%")
+    names = metrics.get("pass_at_k_names") or {}
+    for key in ("pass_at_k_base", "pass_at_k"):
+        for k, v in (metrics.get(key) or {}).items():
+            label = f"{names[key]} pass@{k}" if key in names else f"pass@{k}"
+            table.add_row(label, f"{100 * v:.1f}%")
     for outcome, count in metrics["outcomes"].items():
         table.add_row(outcome + (" (not executed: not scored)" if outcome == NOT_EXECUTED else ""), str(count))
     for r in metrics.get("not_executed_samples", [])[:10]:
@@ -493,8 +545,9 @@ def _generate_and_execute(cfg: RunConfig, task: Task, problems: Sequence[Problem
             raise
         with executor:
             started = time.perf_counter()
-            overlap = Overlap(task, {p.task_id: p for p in problems}, run_dir, executor, sidecar,
-                              allowed=tuple(cfg.allowed_imports or task.allowed_imports), timeout_s=cfg.timeout_s)
+            plan = job_plan(cfg, task, problems, run_dir, (p.task_id for p in problems))
+            overlap = Overlap(plan, run_dir, executor, sidecar,
+                              allowed=tuple(cfg.allowed_imports or task.allowed_imports))
             earlier = [Sample(r["task_id"], r["completion_id"], r["completion"], bool(r.get("is_program")))
                        for r in runfolder.iter_jsonl(run_dir / runfolder.SAMPLES)]
             if overlap.done and earlier:

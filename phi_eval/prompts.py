@@ -154,6 +154,8 @@ def build_prompt(
                 raise PhiEvalError("the 3-shot MBPP style needs its example problems (MBPP tasks 2, 3, 4)")
             return mbpp_fewshot_prompt(problem, shots)
         base = mbpp_docstring_prompt(problem)
+    elif problem.plus is not None:
+        base = problem.prompt.strip() + "\n"  # EvalPlus's own prompt (evalplus/codegen.py)
     else:
         base = problem.prompt
     if fmt in CHAT_FORMATS:

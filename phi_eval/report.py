@@ -162,13 +162,20 @@ def outside_imports(value: Any) -> list[tuple[str, int]]:
 # ---------------------------------------------------------------- facts about a run, shared by every report
 
 
-def pass_at_k_blocks(metrics: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """"" -> pass_at_k, plus any other pass@k table a newer pipeline writes (pass_at_k_base -> "base")."""
-    blocks: dict[str, dict[str, Any]] = {"": dict(metrics["pass_at_k"])}
+def pass_at_k_blocks(metrics: Mapping[str, Any], *, named: bool = False) -> dict[str, dict[str, Any]]:
+    """"" -> pass_at_k, plus any other pass@k table a newer pipeline writes (pass_at_k_base -> "base tests").
+
+    `named`: where metrics.json names its tables (`pass_at_k_names`, EvalPlus tasks), those names are
+    the labels: "mbpp+ (base + extra tests)" for pass_at_k, "mbpp (base tests)" for pass_at_k_base."""
+    names = metrics.get("pass_at_k_names") if isinstance(metrics.get("pass_at_k_names"), dict) else {}
+    names = names if named else {"pass_at_k_base": "base tests"}
+    blocks: dict[str, dict[str, Any]] = {str(names.get("pass_at_k", "")): dict(metrics["pass_at_k"])}
     for key in sorted(metrics):
         value = metrics[key]
-        if key.startswith("pass_at_k_") and isinstance(value, dict) and value:
-            blocks[key.removeprefix("pass_at_k_").replace("_", " ")] = dict(value)
+        if key == "pass_at_k_names" or not key.startswith("pass_at_k_") or not isinstance(value, dict):
+            continue
+        if value and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()):
+            blocks[str(names.get(key) or key.removeprefix("pass_at_k_").replace("_", " "))] = dict(value)
     return blocks
 
 
@@ -260,7 +267,7 @@ def _header(run: RunData) -> list[str]:
 
 def _pass_at_k_section(run: RunData) -> list[str]:
     m = run.metrics
-    blocks = pass_at_k_blocks(m)
+    blocks = pass_at_k_blocks(m, named=True)
     ks = sorted_ks({k: None for block in blocks.values() for k in block})
     headers = ["metric"] + ["value" if label == "" else label for label in blocks]
     rows = [[f"pass@{k}"] + [pct(block.get(k)) for block in blocks.values()] for k in ks]

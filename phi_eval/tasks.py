@@ -33,6 +33,7 @@ class Problem:
     setup: str = ""  # MBPP test_setup_code: runs after the solution (original harness order); only its imports run in the test process
     test_list: tuple[str, ...] = ()  # MBPP's example asserts (used in prompts)
     completion_is_program: bool = False  # MBPP: a completion is the whole program
+    plus: Any = None  # EvalPlus tasks: phi_eval.plus.data.PlusData (inputs, canonical program, atol)
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,10 @@ class Task:
             return _load_humaneval(data)
         if self.loader == "mbpp":
             return _load_mbpp(self, data, split or self.source.get("default_split", "test"))
+        if self.loader == "evalplus":
+            if split not in (None, "test", "all"):
+                raise PhiEvalError(f"{self.name} has one split (test); got --split {split}")
+            return _load_evalplus(self, data)
         raise PhiEvalError(f"task file for {self.name!r} names an unknown loader {self.loader!r}")
 
 
@@ -181,6 +186,35 @@ def _load_humaneval(data: Path | None) -> tuple[list[Problem], DataSource]:
     if not problems:
         raise PhiEvalError(f"{path} holds no problems")
     return problems, DataSource(kind=kind, location=str(path), sha256=_sha256(path), split="test")
+
+
+def _load_evalplus(task: Task, data: Path | None) -> tuple[list[Problem], DataSource]:
+    """An EvalPlus release file (HumanEval+ or MBPP+): --data, or the release cached on first use."""
+    from phi_eval.plus.data import PlusData, deserialise, read_rows, release_path, version_of
+
+    dataset = task.source.get("dataset", "humaneval")
+    path, kind = (Path(data), "file") if data is not None else (release_path(task.source), "download")
+    problems = []
+    for row in read_rows(path):
+        task_id = row["task_id"]
+        problems.append(
+            Problem(
+                task_id=task_id,
+                prompt=row["prompt"],
+                tests="",  # built per sample from the inputs and expected outputs (phi_eval.plus.checker)
+                entry_point=row["entry_point"],
+                reference=row["canonical_solution"],
+                plus=PlusData(
+                    dataset=dataset,
+                    program=row["prompt"] + row["canonical_solution"],
+                    base_input=deserialise(dataset, task_id, row["base_input"]),
+                    plus_input=deserialise(dataset, task_id, row["plus_input"]),
+                    atol=row["atol"],
+                ),
+            )
+        )
+    return problems, DataSource(kind=kind, location=str(path), sha256=_sha256(path),
+                                revision=version_of(path, task.source), split="test")
 
 
 def mbpp_task_id(raw: Any) -> str:

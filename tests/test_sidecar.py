@@ -9,7 +9,7 @@ import signal
 from pathlib import Path
 
 from phi_eval.checks import analyze
-from phi_eval.execution import ResultWriter, check_key
+from phi_eval.execution import ResultWriter, check_key, verdict_fields
 from phi_eval.jobs import ExecResult
 from phi_eval.runfolder import JsonlAppender
 from phi_eval.samples import Sample
@@ -40,7 +40,7 @@ def test_sidecar_fields_equal_in_process_checks(tmp_path: Path) -> None:
         with JsonlAppender(tmp_path / "results.jsonl") as out:
             writer = ResultWriter(out, sidecar, {problem.task_id: problem})
             for s in reversed(samples):  # verdicts arrive in any order
-                writer.add(s, ExecResult(f"{s.task_id}#{s.completion_id}", "failed", 0.01))
+                writer.add(s, verdict_fields([ExecResult(f"{s.task_id}#{s.completion_id}", "failed", 0.01)], 1))
             writer.flush()
     rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert [r["completion_id"] for r in rows] == list(reversed(range(len(samples))))

@@ -1,0 +1,91 @@
+"""Expected outputs and reference times: each task's canonical solution on every input, on the host.
+
+This is trusted code (the benchmark's own solutions), run the way evalplus 0.3.1 runs it: the
+program `prompt + canonical_solution` in fresh globals, each input deep-copied, the call timed.
+It never runs in the sandbox, and no sandbox ever writes the cache: one JSON file per data file
+hash under the cache folder, written atomically by this process only, holding the encoded outputs
+(see checker.encode) so a second run does not recompute them.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from phi_eval.errors import PhiEvalError
+from phi_eval.plus.checker import encode_expected
+from phi_eval.plus.data import PlusData, cache_root
+
+# MBPP+ tasks whose output EvalPlus cannot store: it keeps only whether it is not None
+# (evalplus/eval/_special_oracle.py, MBPP_OUTPUT_NOT_NONE_TASKS).
+OUTPUT_NOT_NONE = frozenset({"check_str", "text_match_three", "text_starta_endb"})
+CACHE_FORMAT = 1
+
+
+def cache_file(sha256: str) -> Path:
+    return cache_root() / "evalplus" / "expected" / f"{sha256}.json"
+
+
+def _run_task(task_id: str, entry_point: str, plus: PlusData) -> dict[str, Any]:
+    """One task's outputs and times (runs in a pool process)."""
+    globs: dict[str, Any] = {"__name__": "__main__"}
+    try:
+        exec(compile(plus.program, f"<{task_id} canonical solution>", "exec"), globs)
+        fn = globs[entry_point]
+    except BaseException as exc:  # noqa: BLE001 - reported as bad data, with its cause
+        return {"error": f"its canonical solution does not run ({type(exc).__name__}: {exc})"}
+    out: dict[str, Any] = {}
+    for part, inputs in (("base", plus.base_input), ("plus", plus.plus_input)):
+        values, times = [], []
+        for i, inp in enumerate(inputs):
+            args = copy.deepcopy(inp)
+            try:
+                start = time.perf_counter()
+                value = fn(*args)
+                times.append(time.perf_counter() - start)
+            except BaseException as exc:  # noqa: BLE001
+                return {"error": f"its canonical solution raised {type(exc).__name__} on {part} input #{i}: {exc}"}
+            if plus.dataset == "mbpp" and entry_point in OUTPUT_NOT_NONE:
+                value = value is not None
+            values.append(encode_expected(value))
+        out[part], out[f"{part}_time"] = values, times
+    return out
+
+
+def expected_outputs(items: Sequence[tuple[str, str, PlusData]], sha256: str, workers: int | None = None,
+                     say: Any = None) -> dict[str, dict[str, Any]]:
+    """task_id -> {"base", "base_time", "plus", "plus_time"} for `items` (task_id, entry_point,
+    PlusData), from the cache where it has them; what is missing is computed and added."""
+    path = cache_file(sha256)
+    cached: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("format") == CACHE_FORMAT:
+                cached = data["tasks"]
+        except (OSError, ValueError, KeyError, TypeError):
+            cached = {}  # unreadable: recompute, then replace it
+    missing = [it for it in items if it[0] not in cached]
+    if missing:
+        if say:
+            say(f"computing EvalPlus expected outputs for {len(missing)} tasks (once per data file)")
+        n = max(1, min(workers or os.cpu_count() or 1, len(missing)))
+        import multiprocessing
+
+        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(pool.map(_run_task, *zip(*missing, strict=True), chunksize=1))
+        for (task_id, _, _), res in zip(missing, results, strict=True):
+            if "error" in res:
+                raise PhiEvalError(f"{task_id}: {res['error']}; is this EvalPlus data?")
+            cached[task_id] = res
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps({"format": CACHE_FORMAT, "tasks": cached}), encoding="utf-8")
+        os.replace(tmp, path)
+    return {task_id: cached[task_id] for task_id, _, _ in items}
