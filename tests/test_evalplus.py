@@ -304,7 +304,7 @@ def test_humaneval_plus_run_with_reference_model(tmp_path: Path) -> None:
     zero = next(r for r in results if r["task_id"] == "HumanEval/32")
     assert zero["passed_base"] is False and "find_zero" in zero["detail"]
     report = (tmp_path / "run" / "report.md").read_text()
-    assert "humaneval+ (base + extra tests) pass@1" in report
+    assert "| metric | humaneval+ (base + extra tests) | humaneval (base tests) |" in report
 
 
 # Attacks on the checker itself.  Each passes under evalplus 0.3.1, which compares in the
