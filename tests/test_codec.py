@@ -1,4 +1,4 @@
-"""The value codec of sandbox/runner.py on its own: what the candidate process sends, what the
+"""The value codec of the runner (sandbox/runner/encode.py and decode.py) on its own: what the candidate process sends, what the
 test process builds from it.  The decoder is the trusted side's whole exposure to candidate data:
 round trips keep values as Python compares them, and anything malformed, too deep or too large is
 refused (TypeError), never built."""
@@ -9,23 +9,28 @@ import collections
 import decimal
 import enum
 import fractions
-import importlib.util
 import json
 import re
+import sys
 from collections import Counter, OrderedDict, UserDict, UserList, UserString, deque, namedtuple
 
 import pytest
 
 from phi_eval.paths import sandbox_dir
 
-_spec = importlib.util.spec_from_file_location("phi_runner_codec", sandbox_dir() / "runner.py")
-runner = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(runner)
+sys.path.insert(0, str(sandbox_dir()))  # the runner package, as the image runs it (stdlib only)
+sys.dont_write_bytecode, _saved = True, sys.dont_write_bytecode  # no cache files in sandbox/runner/
+try:
+    from runner import decode, encode, proxies
+finally:
+    sys.path.remove(str(sandbox_dir()))
+    sys.dont_write_bytecode = _saved
+
 
 
 def wire(value: object) -> object:
     """encode -> JSON text -> decode, as between the two processes."""
-    return runner.decode_value(json.loads(json.dumps(runner.encode_value(value))))
+    return decode.decode_value(json.loads(json.dumps(encode.encode_value(value))))
 
 
 class Color(str, enum.Enum):
@@ -109,12 +114,12 @@ def test_other_objects_need_a_handle() -> None:
     class Node:
         pass
 
-    with pytest.raises(runner._Unsupported):
-        runner.encode_value(Node())
+    with pytest.raises(encode._Unsupported):
+        encode.encode_value(Node())
     seen = []
-    out = runner.encode_value([Node(), lambda: 1], lambda x: seen.append(x) or {"t": "ref", "id": len(seen) - 1, "type": "N"})
-    back = runner.decode_value(out)
-    assert [type(r) for r in back] == [runner.RemoteRef, runner.RemoteRef] and back[0] != back[1]
+    out = encode.encode_value([Node(), lambda: 1], lambda x: seen.append(x) or {"t": "ref", "id": len(seen) - 1, "type": "N"})
+    back = decode.decode_value(out)
+    assert [type(r) for r in back] == [proxies.RemoteRef, proxies.RemoteRef] and back[0] != back[1]
 
 
 def test_a_long_iterator_goes_in_chunks_with_a_handle() -> None:
@@ -130,31 +135,31 @@ def test_a_long_iterator_goes_in_chunks_with_a_handle() -> None:
             yield n
             n += 1
 
-    enc = runner.encode_value(naturals(), handle)
-    assert set(enc) == {"Gi"} and len(enc["Gi"][0]) <= runner.ITER_FIRST and len(handles) == 1
-    values, more = runner.encode_value(handles[0], handle, chunk=10)
+    enc = encode.encode_value(naturals(), handle)
+    assert set(enc) == {"Gi"} and len(enc["Gi"][0]) <= encode.ITER_FIRST and len(handles) == 1
+    values, more = encode.encode_value(handles[0], handle, chunk=10)
     assert more is True and values == list(range(len(enc["Gi"][0]), len(enc["Gi"][0]) + 10))
 
 
 def test_bounds_depth_and_size() -> None:
     deep: list = []
-    for _ in range(runner.MAX_DEPTH + 5):
+    for _ in range(encode.MAX_DEPTH + 5):
         deep = [deep]
-    with pytest.raises(runner._Unsupported, match="deeply"):
-        runner.encode_value(deep)
+    with pytest.raises(encode._Unsupported, match="deeply"):
+        encode.encode_value(deep)
     with pytest.raises(TypeError):
-        runner.decode_value(json.loads("[" * (runner.MAX_DEPTH + 10) + "]" * (runner.MAX_DEPTH + 10)))
+        decode.decode_value(json.loads("[" * (encode.MAX_DEPTH + 10) + "]" * (encode.MAX_DEPTH + 10)))
 
     def endless():
         while True:
             yield 1
 
-    with pytest.raises(runner._Unsupported, match="too large"):  # without a handle: all of it, bounded
-        runner.encode_value(endless())
+    with pytest.raises(encode._Unsupported, match="too large"):  # without a handle: all of it, bounded
+        encode.encode_value(endless())
     with pytest.raises(TypeError):  # a Fraction T would have to normalise at any cost
-        runner.decode_value({"Fr": [{"I": hex(1 << 70000)}, 3]})
+        decode.decode_value({"Fr": [{"I": hex(1 << 70000)}, 3]})
     with pytest.raises(TypeError):
-        runner.decode_value({"Dc": "1" * (runner.MAX_DECIMAL_CHARS + 1)})
+        decode.decode_value({"Dc": "1" * (encode.MAX_DECIMAL_CHARS + 1)})
 
 
 @pytest.mark.parametrize(
@@ -170,7 +175,7 @@ def test_bounds_depth_and_size() -> None:
 )  # fmt: skip
 def test_malformed_input_is_refused(data: object) -> None:
     with pytest.raises(TypeError):
-        runner.decode_value(data)
+        decode.decode_value(data)
 
 
 def test_a_dict_shaped_like_a_tag_is_plain_data() -> None:
@@ -194,4 +199,4 @@ def test_a_match_is_true_and_carries_its_groups() -> None:
         {"M": ["s", 0, 1, [[0, 1]], [], None, b"p", 0]},  # pattern and string of two kinds
     ):
         with pytest.raises(TypeError):
-            runner.decode_value(bad)
+            decode.decode_value(bad)

@@ -119,7 +119,7 @@ PROBES = {
     ),
     "read_only_root": (
         "    errors = {}\n"
-        "    for path in ('/opt/phi_eval/runner.py', '/etc/passwd', '/usr/bin/evil', '/evil'):\n"
+        "    for path in ('/opt/phi_eval/runner/__main__.py', '/etc/passwd', '/usr/bin/evil', '/evil'):\n"
         "        try:\n"
         "            open(path, 'a').close()\n"
         "            errors[path] = 0\n"
@@ -400,6 +400,13 @@ def test_image_tag_follows_the_runner(tmp_path: Path) -> None:
     shutil.copytree(sandbox_dir(), copy)
     before = image_tag(copy)
     assert before == image_tag()
-    (copy / "runner.py").write_text((copy / "runner.py").read_text() + "\n# changed\n")
-    assert image_tag(copy) != before
+    (copy / "runner" / "verdict.py").write_text((copy / "runner" / "verdict.py").read_text() + "\n# changed\n")
+    changed = image_tag(copy)
+    assert changed != before
+    (copy / "runner" / "new.py").write_text("")  # every file of the package counts, a new one too
+    assert image_tag(copy) not in (before, changed)
+    (copy / "runner" / "__pycache__").mkdir(exist_ok=True)  # but not a compiled cache
+    with_new = image_tag(copy)
+    (copy / "runner" / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"junk")
+    assert image_tag(copy) == with_new
     assert json.dumps(before).startswith('"phi-eval-sandbox:')

@@ -1,4 +1,4 @@
-"""The trusted runner (sandbox/runner.py) through LocalExecutor: real processes, real benchmark data.
+"""The trusted runner (the sandbox/runner/ package) through LocalExecutor: real processes, real benchmark data.
 
 Run as root (CI is), the runner splits each sample into a test process and a candidate process
 under two unprivileged uids; the hostile table in tests/hostile.py must never pass, and nothing
@@ -21,10 +21,11 @@ from hostile import CANARY, HOSTILE, HOSTILE_MBPP, HOSTILE_MBPP_BY_NAME, Hostile
 
 from phi_eval.jobs import ExecJob, ExecResult, build_job, setup_imports
 from phi_eval.paths import sandbox_dir
+from phi_eval.sandbox.image import runner_sha256
 from phi_eval.sandbox.local import LocalExecutor
 from phi_eval.tasks import Problem, get_task
 
-RUNNER = sandbox_dir() / "runner.py"
+RUNNER = sandbox_dir() / "runner"  # a folder: `python3 -I -S -u <it>` runs its __main__.py
 ROOT = os.geteuid() == 0
 HOSTILE_TIMEOUT_S = 2.0
 MBPP_TIMEOUT_S = 10.0  # tasks/mbpp.toml: Mbpp/123's reference takes several seconds
@@ -375,10 +376,36 @@ def test_runner_protocol_bad_lines_and_eof(humaneval) -> None:
     lines = [json.loads(line) for line in out.decode().splitlines()]
     ready = lines[0]
     assert ready["ready"] is True and re.fullmatch(r"[0-9a-f]{12}", ready["runner"])
+    assert ready["runner"] == runner_sha256()[:12]  # the hash of every file of the package, as the image's
     assert ready["isolation"] == ("uid" if ROOT else "same-uid")
     assert [r["outcome"] for r in lines[1:]] == ["sandbox_error", "sandbox_error", "sandbox_error", "passed"]
     assert lines[2]["id"] == "x#1" and lines[4]["id"] == "HumanEval/23#0"
     assert all(set(r) == {"id", "outcome", "duration_s", "detail"} for r in lines[1:])
+
+
+def test_the_zygote_imports_nothing_of_the_test_side() -> None:
+    """The zygote is exec'd as `runner --zygote FD`, which loads runner.zygote: its whole import
+    closure holds no test-side module, so it never held a test by construction.  The control: the
+    orchestrator's closure does hold them (the check would see an import that crept in)."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); sys.dont_write_bytecode = True; "
+        "__import__('runner.' + sys.argv[2]); print(sorted(m for m in sys.modules if m.startswith('runner')))"
+    )
+
+    def closure(module: str) -> set[str]:
+        out = subprocess.run(
+            [sys.executable, "-I", "-S", "-c", code, str(sandbox_dir()), module],
+            capture_output=True, text=True, check=True, timeout=60,
+        )
+        return set(json.loads(out.stdout.replace("'", '"')))
+
+    test_side = {"runner.channel", "runner.proxies", "runner.decode", "runner.testproc", "runner.orchestrator"}
+    assert not closure("zygote") & test_side, closure("zygote")
+    assert test_side <= closure("orchestrator")
+    main = (RUNNER / "__main__.py").read_text().split("def main(")[1]
+    before_zygote = main.split("if zygote_fd is not None:")[0]  # what `--zygote` loads before it branches
+    loaded = {f"runner.{name}" for name in re.findall(r'_load\("(\w+)"\)', before_zygote)}
+    assert "runner.preload" in loaded and not loaded & test_side, loaded
 
 
 def test_outcome_classes(executor: LocalExecutor, humaneval) -> None:

@@ -94,7 +94,7 @@ def check() -> None:
         labels = client.images.get(tag).labels or {}
         line(
             labels.get(RUNNER_SHA_LABEL) == expected,
-            f"runner in the image matches sandbox/runner.py ({expected[:12]})",
+            f"runner in the image matches sandbox/runner/ ({expected[:12]})",
             "run `phi-eval sandbox build --force`",
         )
         job = ExecJob(

@@ -143,7 +143,7 @@ def sweep_stale(client: DockerClient) -> int:
     return removed
 
 
-RUNNER_CMD = ["python3", "-I", "-S", "-u", "/opt/phi_eval/runner.py"]
+RUNNER_CMD = ["python3", "-I", "-S", "-u", "/opt/phi_eval/runner"]
 
 
 UIDS_PER_CONTAINER = 1024  # the test process's, then one candidate uid per sample, in turn

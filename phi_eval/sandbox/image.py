@@ -1,7 +1,7 @@
 """The sandbox image: its tag, and building it offline (debootstrap + import) or from the Dockerfile.
 
 The tag is a hash of the runner and the recipe files, so a container never runs an old runner: any
-change to `sandbox/runner.py`, `sandbox/Dockerfile` or `sandbox/build_rootfs.sh` names a new image.
+change to a file of `sandbox/runner/`, `sandbox/Dockerfile` or `sandbox/build_rootfs.sh` names a new image.
 Offline, the Debian rootfs is built once and cached as a tarball (and as a local base image), so a
 rebuild after a runner change only re-runs the Dockerfile's COPY: seconds, not a minute.
 """
@@ -27,9 +27,10 @@ if TYPE_CHECKING:  # docker is imported only where it is used
 
 IMAGE_REPO = "phi-eval-sandbox"
 BASE_REPO = "phi-eval-base"
-RUNNER_IN_IMAGE = "/opt/phi_eval/runner.py"  # where the Dockerfile COPYs the runner
+RUNNER_IN_IMAGE = "/opt/phi_eval/runner"  # where the Dockerfile COPYs the runner (a folder python3 runs)
 RUNNER_SHA_LABEL = "phi-eval.runner-sha256"
-RECIPE_FILES = ("runner.py", "Dockerfile", "build_rootfs.sh")
+RUNNER_DIR = "runner"  # the runner package, beside the recipe
+RECIPE_FILES = ("Dockerfile", "build_rootfs.sh")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
 
@@ -39,7 +40,7 @@ def source_dir(src: Path | None = None) -> Path:
         folder = Path(src) if src is not None else sandbox_dir()
     except FileNotFoundError as exc:
         raise PhiEvalError(str(exc)) from None
-    missing = [name for name in RECIPE_FILES if not (folder / name).is_file()]
+    missing = [name for name in (f"{RUNNER_DIR}/__main__.py", *RECIPE_FILES) if not (folder / name).is_file()]
     if missing:
         raise PhiEvalError(f"{folder} lacks {', '.join(missing)}; reinstall phi-eval or restore the files")
     return folder
@@ -53,15 +54,35 @@ def _sha256(*paths: Path) -> str:
     return digest.hexdigest()
 
 
+def runner_files(folder: Path) -> list[str]:
+    """The runner package's files, relative and "/"-separated, sorted, compiled caches left out:
+    what the image carries and the hash covers (the runner's own `package_files` agrees)."""
+    root = folder / RUNNER_DIR
+    out = []
+    for base, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        out += [Path(base, name).relative_to(root).as_posix() for name in files if not name.endswith(".pyc")]
+    return sorted(out)
+
+
 def runner_sha256(src: Path | None = None) -> str:
-    """sha256 of the runner file alone: recorded as an image label and checked by `sandbox check`."""
-    return hashlib.sha256((source_dir(src) / "runner.py").read_bytes()).hexdigest()
+    """sha256 of the runner's files (each name, size, bytes): recorded as an image label, checked by
+    `sandbox check`, and the first 12 hex are what a running runner's ready line reports."""
+    root = source_dir(src) / RUNNER_DIR
+    digest = hashlib.sha256()
+    for rel in runner_files(root.parent):
+        data = (root / rel).read_bytes()
+        digest.update(rel.encode() + b"\0" + str(len(data)).encode() + b"\0")
+        digest.update(data)
+    return digest.hexdigest()
 
 
 def image_tag(src: Path | None = None) -> str:
     """`phi-eval-sandbox:<12 hex>` of the runner + recipe files: a new runner never meets an old image."""
     folder = source_dir(src)
-    return f"{IMAGE_REPO}:{_sha256(*(folder / name for name in RECIPE_FILES))[:12]}"
+    digest = hashlib.sha256(runner_sha256(folder).encode())
+    digest.update(_sha256(*(folder / name for name in RECIPE_FILES)).encode())
+    return f"{IMAGE_REPO}:{digest.hexdigest()[:12]}"
 
 
 def base_tag(src: Path | None = None) -> str:
@@ -145,10 +166,13 @@ def _import_base(client: DockerClient, src: Path | None, *, force: bool) -> str:
 
 
 def _context(folder: Path) -> io.BytesIO:
-    """The build context: the Dockerfile and the runner, nothing else of the host."""
+    """The build context: the Dockerfile and the runner's files, nothing else of the host."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name in ("Dockerfile", "runner.py"):
+        top = tarfile.TarInfo(RUNNER_DIR)
+        top.type, top.mode, top.mtime = tarfile.DIRTYPE, 0o755, 0
+        tar.addfile(top)
+        for name in ("Dockerfile", *(f"{RUNNER_DIR}/{rel}" for rel in runner_files(folder))):
             data = (folder / name).read_bytes()
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(data), 0o644, 0

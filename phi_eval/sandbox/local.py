@@ -1,6 +1,6 @@
 """`--sandbox local`: the trusted runner as plain host subprocesses, for machines without Docker.
 
-The verdict logic is the same as in the container (sandbox/runner.py splits every sample into an
+The verdict logic is the same as in the container (sandbox/runner/ splits every sample into an
 untrusted candidate process and a trusted test process), but there is no container: no network
 cut, no read-only filesystem, the host's files are readable to the sandbox uids.  Hence the loud
 warning and the explicit opt-in.
@@ -189,8 +189,8 @@ class LocalExecutor:
         if workers is not None and workers < 0:
             raise PhiEvalError(f"--workers must be 0 (one per core) or more (got {workers})")
         n = workers or os.cpu_count() or 1  # 0 or None: one per core, as in the Docker executor
-        runner = sandbox_dir() / "runner.py"
-        if not runner.is_file():
+        runner = sandbox_dir() / "runner"  # a package: `python3 <folder>` runs its __main__.py
+        if not (runner / "__main__.py").is_file():
             raise PhiEvalError(f"sandbox runner missing at {runner}; reinstall phi-eval")
         root = os.geteuid() == 0
         self.uids = [local_uids(i) for i in range(n)] if root else []
@@ -335,7 +335,7 @@ class LocalExecutor:
             w.log.close()
 
     def _sweep(self) -> None:
-        runner = sandbox_dir() / "runner.py"
+        runner = sandbox_dir() / "runner"
         flat = ",".join(f"{t},{c}-{c + UIDS_PER_WORKER - 2}" for t, c in self.uids)
         subprocess.run(
             [sys.executable, "-I", "-S", str(runner), "--sweep", flat],
