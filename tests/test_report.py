@@ -267,7 +267,7 @@ def test_report_md_shows_extra_pass_at_k_blocks(tmp_path: Path) -> None:
     rows = table_after(text, "## pass@k")
     assert rows[0][0] == "pass@1" and rows[0][2] == "50.0%" and "| metric | value | base |" in text
     board = leaderboard_markdown([run])
-    assert "pass@1 (base)" in board and "50.0%" in board
+    assert "pass@1 (base tests)" in board and "50.0%" in board
 
 
 # ---------------------------------------------------------------- the leaderboard, grouped
