@@ -246,12 +246,21 @@ class EpochSampler:
 # ---------------------------------------------------------------- output folder and checkpoints
 
 
-def prepare_out(cfg: TrainConfig) -> None:
-    """Refuse to write into a non-empty folder unless resuming there or --force (nothing is overwritten)."""
+def prepare_out(cfg: TrainConfig, checkpoint: Path | None = None) -> None:
+    """Refuse to write into a non-empty folder unless resuming there or --force (nothing is overwritten).
+
+    --force clears the folder's checkpoints, so it is refused when the checkpoint to resume from is
+    one of them: clearing first would delete the very state the run is about to load.
+    """
     out = cfg.out
     if out.exists() and not out.is_dir():
         raise PhiEvalError(f"--out {out} is a file; choose a folder")
     if out.is_dir() and any(out.iterdir()):
+        if cfg.force and checkpoint is not None and checkpoint.resolve().is_relative_to(out.resolve()):
+            raise PhiEvalError(
+                f"--force would delete checkpoint {checkpoint}, which --resume-from resumes from; "
+                "drop --force to resume inside --out, or choose another --out"
+            )
         if cfg.force:
             for name in ("checkpoints", "train_log.jsonl"):
                 target = out / name
@@ -421,7 +430,7 @@ def train(cfg: TrainConfig, echo: Any = None) -> TrainResult:
     if cfg.checkpoint_every < 0 or cfg.warmup_steps < 0:
         raise PhiEvalError("--checkpoint-every and --warmup-steps cannot be negative")
     checkpoint = find_checkpoint(cfg.resume_from) if cfg.resume_from is not None else None
-    prepare_out(cfg)
+    prepare_out(cfg, checkpoint)
 
     tokenizer = load_tokenizer(cfg.model)
     fmt = resolve_train_format(cfg, tokenizer)
