@@ -346,6 +346,30 @@ def test_two_cpu_processes_no_duplicates_no_gaps(
     assert {(t, c): raw for t, c, raw in flat} == single
 
 
+SKEWED_WORKER = """
+import json, sys
+from phi_eval.generate import GenRequest, SamplingParams
+from phi_eval.generate.hf import HFGenerator
+model, out_file = sys.argv[1:3]
+gen = HFGenerator(model, show_progress=False)
+# Rank 1 read its run folder at another moment than rank 0 (rank 0 cleared it under --force): its
+# list is another one of the same length. The run is rank 0's list, each request exactly once.
+first = 0 if gen.state.is_main_process else 5
+reqs = [GenRequest(f"t/{i}", 0, f"def f{i}(x):\\n    ") for i in range(first, first + 3)]
+got = []
+gen.generate(reqs, SamplingParams(max_new_tokens=4, batch_size=2), got.extend)
+if gen.state.is_main_process:
+    json.dump(sorted(o.task_id for o in got), open(out_file, "w"))
+"""
+
+
+@pytest.mark.slow
+def test_other_ranks_generate_the_main_process_requests(tiny_phi: Path, tmp_path: Path) -> None:
+    returncode, stderr = torchrun(tmp_path, SKEWED_WORKER, str(tiny_phi), str(tmp_path / "out.json"))
+    assert returncode == 0, stderr[-2000:]
+    assert json.loads((tmp_path / "out.json").read_text()) == ["t/0", "t/1", "t/2"]
+
+
 FAILING_WORKER = """
 import sys
 from phi_eval.generate import GenRequest, SamplingParams

@@ -547,7 +547,12 @@ class HFGenerator:
         params: SamplingParams,
         on_outputs: Callable[[list[GenOutput]], None],
     ) -> None:
-        """Generate every request once; `on_outputs` gets each finished batch (main process only)."""
+        """Generate every request once; `on_outputs` gets each finished batch (main process only).
+
+        Under several processes the main process's `requests` are the run's: the others' lists are
+        replaced by it, so a rank that read its folder at another moment cannot split a different list."""
+        if self.state.num_processes > 1:
+            requests = self._main_requests(requests)
         if not requests:
             return
         if params.temperature < 0 or not 0 < params.top_p <= 1:
@@ -590,6 +595,14 @@ class HFGenerator:
                         on_outputs(fresh)
                     advance(len(fresh))
             self.state.wait_for_everyone()
+
+    def _main_requests(self, requests: Sequence[GenRequest]) -> list[GenRequest]:
+        """The main process's request list, on every process (one broadcast)."""
+        from accelerate.utils import broadcast_object_list
+
+        box = [list(requests) if self.state.is_main_process else None]
+        broadcast_object_list(box, from_process=0)
+        return box[0]
 
     def _tokenize(
         self, requests: Sequence[GenRequest], max_new_tokens: int, *, templated: bool = False
