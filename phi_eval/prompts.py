@@ -116,7 +116,7 @@ def load_mbpp_shots(
     if missing:
         raise PhiEvalError(
             f"the MBPP data lacks the few-shot examples {', '.join(missing)}; use the full mbpp.jsonl or "
-            "--mbpp-style docstring"
+            "--mbpp-prompt docstring"
         )
     return [by_id[i] for i in ids]
 
