@@ -335,13 +335,20 @@ def load_examples(cfg: TrainConfig, fmt: str, tokenizer: Any = None) -> tuple[li
 
 
 def load_tokenizer(model: str) -> Any:
-    from transformers import AutoTokenizer
+    """The model's tokenizer through the loader generation uses (generate/loading.py)."""
+    from phi_eval.generate import loading
 
-    try:
-        return AutoTokenizer.from_pretrained(model)
-    except (OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PhiEvalError(f"cannot load model {model!r}: {first}; pass a local folder or a hub name") from None
+    source, local_only = loading.resolve_source(model)
+    return loading.load_tokenizer(source, model, local_only=local_only)
+
+
+def load_model(model: str) -> Any:
+    """The model in float32 (the optimizer's precision; --mixed-precision casts on the fly), through
+    the loader generation uses, so both read a folder or a hub id alike and fail in the same words."""
+    from phi_eval.generate import loading
+
+    source, local_only = loading.resolve_source(model)
+    return loading.load_model(source, model, "float32", local_only=local_only)
 
 
 def resolve_train_format(cfg: TrainConfig, tokenizer: Any) -> str:
@@ -469,19 +476,13 @@ def _train(
     import torch
     from accelerate.utils import set_seed
     from torch.utils.data import DataLoader
-    from transformers import AutoModelForCausalLM, get_linear_schedule_with_warmup
+    from transformers import get_linear_schedule_with_warmup
 
     digest = examples_digest(examples)
 
     set_seed(cfg.seed)
-    try:
-        tokenizer = load_tokenizer(cfg.model)
-        model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32)
-    except (OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PhiEvalError(
-            f"cannot load model {cfg.model!r}: {first}; pass a local folder or a hub name"
-        ) from None
+    tokenizer = load_tokenizer(cfg.model)
+    model = load_model(cfg.model)
     if tokenizer.eos_token_id is None:
         raise PhiEvalError(f"the tokenizer of {cfg.model} has no EOS token; exercise training appends one")
     if tokenizer.pad_token_id is None:
