@@ -126,7 +126,7 @@ def _pid_alive(pid: int) -> bool:
 def sweep_stale(client: DockerClient) -> int:
     """Remove phi-eval containers this machine started from processes that are gone (after a crash)."""
     removed = 0
-    for container in client.containers.list(all=True, filters={"label": LABEL}):
+    for container in client.containers.list(all=True, filters={"label": LABEL}, ignore_removed=True):
         labels = container.labels or {}
         if labels.get(HOST_LABEL) != socket.gethostname():
             continue
@@ -845,7 +845,8 @@ class DockerExecutor:
         raced with close(), say); quietly, as the engine may be gone."""
         for client in self.clients:
             try:
-                for c in client.containers.list(all=True, filters={"label": f"{EXECUTOR_LABEL}={self.uid}"}):
+                for c in client.containers.list(all=True, filters={"label": f"{EXECUTOR_LABEL}={self.uid}"},
+                                                   ignore_removed=True):
                     try:
                         c.remove(force=True)
                     except Exception:  # noqa: BLE001 - already gone
