@@ -172,14 +172,14 @@ def run_prefill_ab(args: argparse.Namespace) -> None:
 
     with workspace(args):
         gen = HFGenerator(args.model_dir, dtype=args.dtype, device=args.device, show_progress=False)
-        fast = gen._prefill
+        fast = gen.prefill
         reqs = [GenRequest(t, c, p) for t, p in prompts(args.n_prompts) for c in range(args.n)]
         params = SamplingParams(n=args.n, temperature=0.8, top_p=0.95, max_new_tokens=args.max_new_tokens,
                                 stop=get_task("humaneval").stop, seed=1)  # fmt: skip
         best: dict[str, float] = {}
         for _ in range(args.repeat):
             for name, prefill in (("transformers cache", None), ("shared prefill", fast)):
-                gen._prefill = prefill
+                gen.prefill = prefill
                 start = time.perf_counter()
                 gen.generate(reqs, params, lambda outs: None)
                 best[name] = min(best.get(name, float("inf")), time.perf_counter() - start)
@@ -201,7 +201,7 @@ def run_prefill_stop_ab(args: argparse.Namespace) -> None:
 
     with workspace(args):
         gen = HFGenerator(args.model_dir, dtype=args.dtype, device=args.device, show_progress=False)
-        prefill = gen._prefill
+        prefill = gen.prefill
         assert prefill is not None, "this model does not take the prefilled-cache path"
         params = SamplingParams(max_new_tokens=args.max_new_tokens)
         items = gen._tokenize([GenRequest(t, 0, p) for t, p in prompts(args.n_prompts)], args.max_new_tokens)

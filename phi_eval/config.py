@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import platform
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -55,7 +55,6 @@ class RunConfig:
     fail_on: tuple[str, ...] = ()
     min_allowed_imports_rate: float | None = None
     max_security_flag_rate: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def effective_temperature(self) -> float:
         if self.temperature is not None:

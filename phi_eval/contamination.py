@@ -57,11 +57,15 @@ class TrainItem:
     task_id: str | None = None
 
 
+# What matched: the task id, the whole prompt or solution, or a shared run of SHINGLE characters of one.
+KINDS = ("task id", "prompt", "solution", "prompt text", "solution text")
+
+
 @dataclass(frozen=True)
 class Overlap:
     where: str
     eval_id: str
-    kind: str  # "task id", "prompt", "solution", "shared text"
+    kind: str  # one of KINDS
 
 
 @dataclass

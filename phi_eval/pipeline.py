@@ -194,7 +194,9 @@ def generate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], ru
                 out.write({"task_id": p.task_id, "prompt": prompt_of[p.task_id], "format": fmt} for p in fresh)
 
     samples_path = run_dir / runfolder.SAMPLES
-    done = {(r["task_id"], r["completion_id"]) for r in runfolder.iter_jsonl(samples_path)}
+    # Only the main process reads the folder (it may be clearing it under --force, or appending to
+    # it); the others take the main process's request list from the generator (phi_eval/generate/hf.py).
+    done = {(r["task_id"], r["completion_id"]) for r in runfolder.iter_jsonl(samples_path)} if write else set()
     requests = [
         GenRequest(p.task_id, cid, prompt_of[p.task_id])
         for p in problems

@@ -9,8 +9,8 @@
             the answer is prose with code blocks, so its program is extracted (phi_eval/sanitize.py).
 - phi-2-chat: phi-2's card chat format, "Alice: <task>\nBob:", extracted the same way.
 
-Templates come from the task file's `[prompts]` table (placeholders {prompt}, {text}, {tests}),
-falling back to DEFAULT_TEMPLATES, so a task variant can change a format without code.
+Templates come from the task file's `[prompts]` table only (placeholders {prompt}, {text},
+{tests}), so a task variant can change a format without code.
 
 MBPP has no code to continue, so its `{prompt}` is built first, in one of two styles:
 - "docstring" (default): the task text and its example asserts in a module docstring;
@@ -32,35 +32,13 @@ from phi_eval.tasks import Problem, Task
 
 FORMATS = ("auto", "phi-1", "phi-1.5", "phi-2", "phi-2-qa", "plain", "chat", "phi-2-chat")
 # Formats whose answer is a chat reply: a whole program is extracted from it, and generation ends
-# at the end of the turn (EOS, the template's end-of-turn token, CHAT_STOP), never at the base
+# at the end of the turn (EOS, the template's end-of-turn token, the task's chat_stop), never at the base
 # formats' stop sequences, which would cut a reply at its first "\ndef " or "\n```".
 CHAT_FORMATS = ("chat", "phi-2-chat")
-CHAT_STOP: dict[str, tuple[str, ...]] = {"chat": (), "phi-2-chat": ("\nAlice:",)}
-# EvalPlus's instruction prompt (evalplus 0.3.1, codegen.py), the same for HumanEval and MBPP.
-CHAT_INSTRUCTION = (
-    "Please provide a self-contained Python script that solves the following problem in a markdown code block:"
-)
 MBPP_STYLES = ("docstring", "3-shot")
-MBPP_SHOT_IDS = ("Mbpp/2", "Mbpp/3", "Mbpp/4")  # the examples the community 3-shot format uses
 
-# Used when a task file has no template for a format. {prompt}: code (HumanEval) or the MBPP
-# docstring; {text}: the bare task text; {tests}: the example asserts, one per line.
-DEFAULT_TEMPLATES: dict[str, str] = {
-    "phi-1": "{prompt}",
-    "phi-1.5": "```python\n{prompt}",
-    "phi-2": "{prompt}",
-    # The code is repeated after "Output:" so the model continues the body, as in the code format.
-    "phi-2-qa": "Instruct: Complete the following Python function.\n{prompt}Output:\n{prompt}",
-    "plain": "{prompt}",
-    # {prompt} is stripped for the chat formats (as EvalPlus strips the task prompt).
-    "chat": CHAT_INSTRUCTION + "\n```\n{prompt}\n```\n",
-    "phi-2-chat": "Alice: " + CHAT_INSTRUCTION + "\n```\n{prompt}\n```\nBob:",
-}
-
-MBPP_SHOT_TEMPLATE = (
-    "You are an expert Python programmer, and here is your task: {text} "
-    "Your code should pass these tests:\n\n{tests}\n[BEGIN]\n"
-)
+# Templates, stop sequences, the few-shot examples and their template all come from the task file
+# (tasks/*.toml): this module has no second copy of any of them.
 
 _PHI_15 = re.compile(r"phi[-_]?1[._]5(?!\d)")
 _PHI_1 = re.compile(r"phi[-_]?1(?![\d._])")
@@ -96,27 +74,30 @@ def mbpp_docstring_prompt(problem: Problem) -> str:
     return f'"""\n{problem.prompt}\n{tests}\n"""\n'
 
 
-def _shot_block(problem: Problem) -> str:
-    return MBPP_SHOT_TEMPLATE.format(text=problem.prompt, tests="\n".join(problem.test_list))
+def _shot_block(template: str, problem: Problem) -> str:
+    return template.format(text=problem.prompt, tests="\n".join(problem.test_list))
 
 
-def mbpp_fewshot_prompt(problem: Problem, shots: Sequence[Problem]) -> str:
+def mbpp_fewshot_prompt(problem: Problem, shots: Sequence[Problem], template: str) -> str:
     """The community 3-shot MBPP prompt: solved examples, then the task, ending at "[BEGIN]\\n"."""
-    examples = "".join(_shot_block(s) + s.reference.strip("\n") + "\n[DONE]\n" for s in shots)
-    return examples + _shot_block(problem)
+    examples = "".join(_shot_block(template, s) + s.reference.strip("\n") + "\n[DONE]\n" for s in shots)
+    return examples + _shot_block(template, problem)
 
 
-def load_mbpp_shots(
-    task: Task, data: Path | None = None, ids: Sequence[str] = MBPP_SHOT_IDS
-) -> list[Problem]:
-    """The few-shot examples (MBPP's `prompt` split, tasks 2-4), from the same data the run uses."""
+def load_mbpp_shots(task: Task, data: Path | None = None) -> list[Problem]:
+    """The few-shot examples (the task file's few_shot_ids, MBPP's `prompt` split), from the same
+    data the run uses."""
+    ids = task.few_shot_ids
+    if not ids or not task.few_shot_template:
+        raise PhiEvalError(f"task {task.name} has no few-shot examples (few_shot_ids, few_shot_template); "
+                           "use --mbpp-prompt docstring")
     problems, _ = task.load(data, split="prompt")
     by_id = {p.task_id: p for p in problems}
     missing = [i for i in ids if i not in by_id]
     if missing:
         raise PhiEvalError(
             f"the MBPP data lacks the few-shot examples {', '.join(missing)}; use the full mbpp.jsonl or "
-            "--mbpp-style docstring"
+            "--mbpp-prompt docstring"
         )
     return [by_id[i] for i in ids]
 
@@ -151,8 +132,8 @@ def build_prompt(
                     f"{fmt}; use --mbpp-prompt docstring"
                 )
             if not shots:
-                raise PhiEvalError("the 3-shot MBPP style needs its example problems (MBPP tasks 2, 3, 4)")
-            return mbpp_fewshot_prompt(problem, shots)
+                raise PhiEvalError("the 3-shot MBPP style needs its example problems (the task file's few_shot_ids)")
+            return mbpp_fewshot_prompt(problem, shots, task.few_shot_template)
         base = mbpp_docstring_prompt(problem)
     elif problem.plus is not None:
         base = problem.prompt.strip() + "\n"  # EvalPlus's own prompt (evalplus/codegen.py)
@@ -160,7 +141,9 @@ def build_prompt(
         base = problem.prompt
     if fmt in CHAT_FORMATS:
         base = base.strip()
-    template = task.prompts.get(fmt, DEFAULT_TEMPLATES[fmt])
+    template = task.prompts.get(fmt)
+    if template is None:
+        raise PhiEvalError(f"task {task.name} has no prompt template for {fmt!r}; add one to its [prompts] table")
     try:
         return template.format_map({"prompt": base, "text": problem.prompt, "tests": tests})
     except (KeyError, IndexError, ValueError) as exc:
@@ -214,10 +197,10 @@ def prompt_setup(task: Task, fmt: str, model_name: str, tokenizer: Any = None,
                 "--prompt-format chat needs a tokenizer with a chat template and this model's has none; "
                 "use a base format (phi-1, phi-2, plain) or phi-2-chat"
             )
-        return PromptSetup(fmt, CHAT_STOP[fmt], end_of_turn_tokens(tokenizer), system_prompt,
+        return PromptSetup(fmt, task.chat_stop.get(fmt, ()), end_of_turn_tokens(tokenizer), system_prompt,
                            template_sha256(tokenizer), tokenizer)
     if fmt in CHAT_FORMATS:
-        return PromptSetup(fmt, CHAT_STOP[fmt], (), system_prompt)
+        return PromptSetup(fmt, task.chat_stop.get(fmt, ()), (), system_prompt)
     return PromptSetup(fmt, tuple(task.stop))
 
 

@@ -148,17 +148,6 @@ def dataframe_markdown(df: Any, right: Sequence[str] = ()) -> str:
     return markdown_table(headers, rows, [c in right for c in headers])
 
 
-def outside_imports(value: Any) -> list[tuple[str, int]]:
-    """metrics.json's top_outside_imports: [{"module", "count"}, ...] (or [name, count] pairs)."""
-    pairs = []
-    for item in value or []:
-        if isinstance(item, dict):
-            pairs.append((str(item.get("module")), int(item.get("count", 0))))
-        elif isinstance(item, list | tuple) and len(item) == 2:
-            pairs.append((str(item[0]), int(item[1])))
-    return pairs
-
-
 # ---------------------------------------------------------------- facts about a run, shared by every report
 
 

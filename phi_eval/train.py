@@ -246,12 +246,21 @@ class EpochSampler:
 # ---------------------------------------------------------------- output folder and checkpoints
 
 
-def prepare_out(cfg: TrainConfig) -> None:
-    """Refuse to write into a non-empty folder unless resuming there or --force (nothing is overwritten)."""
+def prepare_out(cfg: TrainConfig, checkpoint: Path | None = None) -> None:
+    """Refuse to write into a non-empty folder unless resuming there or --force (nothing is overwritten).
+
+    --force clears the folder's checkpoints, so it is refused when the checkpoint to resume from is
+    one of them: clearing first would delete the very state the run is about to load.
+    """
     out = cfg.out
     if out.exists() and not out.is_dir():
         raise PhiEvalError(f"--out {out} is a file; choose a folder")
     if out.is_dir() and any(out.iterdir()):
+        if cfg.force and checkpoint is not None and checkpoint.resolve().is_relative_to(out.resolve()):
+            raise PhiEvalError(
+                f"--force would delete checkpoint {checkpoint}, which --resume-from resumes from; "
+                "drop --force to resume inside --out, or choose another --out"
+            )
         if cfg.force:
             for name in ("checkpoints", "train_log.jsonl"):
                 target = out / name
@@ -326,13 +335,20 @@ def load_examples(cfg: TrainConfig, fmt: str, tokenizer: Any = None) -> tuple[li
 
 
 def load_tokenizer(model: str) -> Any:
-    from transformers import AutoTokenizer
+    """The model's tokenizer through the loader generation uses (generate/loading.py)."""
+    from phi_eval.generate import loading
 
-    try:
-        return AutoTokenizer.from_pretrained(model)
-    except (OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PhiEvalError(f"cannot load model {model!r}: {first}; pass a local folder or a hub name") from None
+    source, local_only = loading.resolve_source(model)
+    return loading.load_tokenizer(source, model, local_only=local_only)
+
+
+def load_model(model: str) -> Any:
+    """The model in float32 (the optimizer's precision; --mixed-precision casts on the fly), through
+    the loader generation uses, so both read a folder or a hub id alike and fail in the same words."""
+    from phi_eval.generate import loading
+
+    source, local_only = loading.resolve_source(model)
+    return loading.load_model(source, model, "float32", local_only=local_only)
 
 
 def resolve_train_format(cfg: TrainConfig, tokenizer: Any) -> str:
@@ -421,7 +437,7 @@ def train(cfg: TrainConfig, echo: Any = None) -> TrainResult:
     if cfg.checkpoint_every < 0 or cfg.warmup_steps < 0:
         raise PhiEvalError("--checkpoint-every and --warmup-steps cannot be negative")
     checkpoint = find_checkpoint(cfg.resume_from) if cfg.resume_from is not None else None
-    prepare_out(cfg)
+    prepare_out(cfg, checkpoint)
 
     tokenizer = load_tokenizer(cfg.model)
     fmt = resolve_train_format(cfg, tokenizer)
@@ -460,19 +476,13 @@ def _train(
     import torch
     from accelerate.utils import set_seed
     from torch.utils.data import DataLoader
-    from transformers import AutoModelForCausalLM, get_linear_schedule_with_warmup
+    from transformers import get_linear_schedule_with_warmup
 
     digest = examples_digest(examples)
 
     set_seed(cfg.seed)
-    try:
-        tokenizer = load_tokenizer(cfg.model)
-        model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32)
-    except (OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PhiEvalError(
-            f"cannot load model {cfg.model!r}: {first}; pass a local folder or a hub name"
-        ) from None
+    tokenizer = load_tokenizer(cfg.model)
+    model = load_model(cfg.model)
     if tokenizer.eos_token_id is None:
         raise PhiEvalError(f"the tokenizer of {cfg.model} has no EOS token; exercise training appends one")
     if tokenizer.pad_token_id is None:

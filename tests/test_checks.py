@@ -9,11 +9,14 @@ from typing import Any
 
 import pytest
 
-from phi_eval.checks import DEFAULT_ALLOWED_IMPORTS, analyze
+from phi_eval.checks import analyze
 from phi_eval.checks.policies import Policy, evaluate_policies, parse_fail_on
 from phi_eval.checks.security import BANDIT_CATEGORIES, CATEGORIES, SEVERITIES
 from phi_eval.checks.summary import summarize
 from phi_eval.errors import PhiEvalError
+from phi_eval.tasks import get_task
+
+ALLOWED = get_task("humaneval").allowed_imports  # the task file's list (the Phi-1 card's)
 
 CASES = json.loads((Path(__file__).parent / "data" / "checks_cases.json").read_text())
 
@@ -29,7 +32,7 @@ HUMANEVAL_EXPECTED_FINDINGS = {
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_case_table(case: dict[str, Any]) -> None:
-    result = analyze(case["completion"], prompt=case["prompt"], allowed=DEFAULT_ALLOWED_IMPORTS)
+    result = analyze(case["completion"], prompt=case["prompt"], allowed=ALLOWED)
     assert result["imports"] == case["imports"]
     assert result["allowed_imports_only"] is case["allowed_imports_only"]
     assert sorted({f"{f['category']}/{f['rule']}" for f in result["security"]}) == case["rules"]
@@ -72,7 +75,7 @@ def test_parse_error_names_the_completion_line() -> None:
     ids=["binary", "nested-parens", "deep-unary", "deep-blocks", "surrogate", "huge", "empty"],
 )
 def test_hostile_input_never_raises(garbage: str) -> None:
-    result = analyze(garbage, allowed=DEFAULT_ALLOWED_IMPORTS)
+    result = analyze(garbage, allowed=ALLOWED)
     assert set(result) == {
         "imports", "allowed_imports_only", "security", "hallucinated_apis", "parse_error", "unchecked"
     }  # fmt: skip
@@ -148,13 +151,13 @@ def test_humaneval_canonical_solutions() -> None:
     assert len(problems) == 164
     flagged: dict[str, set[str]] = {}
     for problem in problems:
-        result = analyze(problem.reference, prompt=problem.prompt, allowed=DEFAULT_ALLOWED_IMPORTS)
+        result = analyze(problem.reference, prompt=problem.prompt, allowed=ALLOWED)
         assert result["parse_error"] is None, problem.task_id
         assert result["hallucinated_apis"] == [], problem.task_id
         # the verdict matches what the solution itself imports (prompt imports excluded)
         solution_imports = _plain_imports(problem.reference)
         assert result["imports"] == solution_imports, problem.task_id
-        assert result["allowed_imports_only"] is all(m in DEFAULT_ALLOWED_IMPORTS for m in solution_imports)
+        assert result["allowed_imports_only"] is all(m in ALLOWED for m in solution_imports)
         if result["security"]:
             flagged[problem.task_id] = {f["rule"] for f in result["security"]}
     assert flagged == HUMANEVAL_EXPECTED_FINDINGS
@@ -164,7 +167,7 @@ def test_mbpp_reference_solutions_are_clean(mbpp_path: Path) -> None:
     from phi_eval.tasks import get_task
 
     problems, _ = get_task("mbpp").load(data=mbpp_path, split="all")
-    results = {p.task_id: analyze(p.reference, allowed=DEFAULT_ALLOWED_IMPORTS) for p in problems}
+    results = {p.task_id: analyze(p.reference, allowed=ALLOWED) for p in problems}
     assert {t: r["security"] for t, r in results.items() if r["security"]} == {}
     assert {t: r["hallucinated_apis"] for t, r in results.items() if r["hallucinated_apis"]} == {}
     assert sum(r["parse_error"] is not None for r in results.values()) == 0
@@ -193,7 +196,7 @@ RECORDS: list[dict[str, Any]] = [
 
 
 def test_summary_figures() -> None:
-    s = summarize(RECORDS)
+    s = summarize(RECORDS, ALLOWED)
     assert s["checked_samples"] == 4
     assert s["allowed_imports_rate"] == 0.5
     assert s["top_outside_imports"] == [{"module": "os", "count": 2}, {"module": "subprocess", "count": 1}]
@@ -225,7 +228,7 @@ def test_summary_on_real_analyses() -> None:
         {"passed": True, **analyze("import math\nx = math.foo\n")},
         {"passed": False, **analyze("import os\nos.system('ls')\n")},
     ]
-    s = summarize(records)
+    s = summarize(records, ALLOWED)
     assert s["hallucinated_api_rate"] == 0.5 and s["security_flag_rate"] == 0.5
     assert s["top_outside_imports"] == [{"module": "os", "count": 1}]
     assert s["by_outcome"]["failed"]["security_by_category"]["injection"] >= 1

@@ -98,3 +98,15 @@ def test_bad_k_and_split(tmp_path: Path, mbpp_path: Path) -> None:
     proc = phi_eval("run", "--task", "mbpp", "--model", "reference", "--data", str(mbpp_path), "--split", "dev",
                     "--out", str(tmp_path / "o"))
     assert_one_line_error(proc, "unknown split 'dev'")
+
+
+def test_few_shot_examples_missing_names_the_real_flag(tmp_path: Path, mbpp_path: Path) -> None:
+    rows = [json.loads(line) for line in mbpp_path.read_text().splitlines()]
+    data = tmp_path / "mbpp.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows if r["task_id"] in (1, 11, 12)))  # not 2-4
+    out = tmp_path / "o"
+    proc = phi_eval("generate", "--task", "mbpp", "--model", "reference", "--data", str(data),
+                    "--mbpp-prompt", "3-shot", "--out", str(out))
+    assert_one_line_error(proc, "few-shot", "--mbpp-prompt docstring")
+    assert phi_eval("generate", "--task", "mbpp", "--model", "reference", "--data", str(data),
+                    "--mbpp-prompt", "docstring", "--out", str(tmp_path / "o2")).returncode == 0  # the advice works

@@ -349,9 +349,16 @@ def test_workers_spread_over_several_hosts(image, client, problems) -> None:
         assert len(ex.clients) == 2
         results = run_all(ex, [canonical_job(p, 5) for p in list(problems.values())[:12]])
         assert all(r.passed for r in results.values())
-        slots = list(ex._slots)
-        assert [s.client for s in slots].count(ex.clients[0]) == 2
-        assert [s.client for s in slots].count(ex.clients[1]) == 1
+        live = ex.containers()
+        assert [c for c, _ in live].count(ex.clients[0]) == 2
+        assert [c for c, _ in live].count(ex.clients[1]) == 1
+        # each container its own uid range (RLIMIT_NPROC is per uid across the machine)
+        spans = []
+        for c, cid in live:
+            cmd = c.containers.get(cid).attrs["Config"]["Cmd"]
+            test_uid, first, n = map(int, cmd[cmd.index("--uids") + 1].split(","))
+            spans.append({test_uid, *range(first, first + n)})
+        assert sum(map(len, spans)) == len(set().union(*spans))
 
 
 def test_no_engine_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -171,7 +171,7 @@ def test_workers_zero_means_one_per_core_in_both_executors() -> None:
     from phi_eval.sandbox.local import LocalExecutor
 
     with LocalExecutor(workers=0, warn=False) as ex:
-        assert len(ex._workers) == (os.cpu_count() or 1)
+        assert len(ex.runner_pids()) == (os.cpu_count() or 1)
 
 
 # ---------------------------------------------------------------- samples files read as written

@@ -112,8 +112,8 @@ def test_prefilled_in_place_cache_gives_transformers_own_tokens(tiny_phi: Path, 
 
     fast = HFGenerator(str(tiny_phi), show_progress=False)
     plain = HFGenerator(str(tiny_phi), show_progress=False)
-    assert fast._prefill is not None and fast.info()["kv_cache"].startswith("in-place")
-    plain._prefill = None
+    assert fast.prefill is not None and fast.info()["kv_cache"].startswith("in-place")
+    plain.prefill = None
     reqs = greedy_requests(prompts) + [GenRequest("one-token", 0, "\n")]
     assert len(fast.tokenizer("\n")["input_ids"]) == 1
     for chunk_tokens, params in (
@@ -121,14 +121,14 @@ def test_prefilled_in_place_cache_gives_transformers_own_tokens(tiny_phi: Path, 
         (1, {"max_new_tokens": 16}),  # one prompt per forward: the one-token prompt alone
         (300, {"max_new_tokens": 16, "temperature": 0.8, "top_p": 0.9, "seed": 3, "n": 3}),
     ):
-        fast._prefill.chunk_tokens = chunk_tokens
+        fast.prefill.chunk_tokens = chunk_tokens
         sampled = params.get("n", 1) > 1
         batch = [GenRequest(r.task_id, c, r.prompt) for r in reqs for c in range(3)] if sampled else reqs
         got, _ = run(fast, batch, **params)
         want, _ = run(plain, batch, **params)
         assert got == want, params
         with torch.inference_mode():  # reused buffers may hold anything, even NaN: masked
-            for keys, values in fast._prefill._storage:  # positions must still never reach a token
+            for keys, values in fast.prefill.buffers():  # positions must still never reach a token
                 keys.fill_(float("nan"))
                 values.fill_(float("nan"))
         assert run(fast, batch, **params)[0] == want, params
@@ -142,7 +142,7 @@ def test_prefill_stops_after_the_last_layer_stores_its_keys_and_values(
     final norm, the logits), and the keys/values it keeps equal those of a complete forward."""
     import torch
 
-    prefill = gen._prefill
+    prefill = gen.prefill
     assert prefill is not None
     ids = [gen.tokenizer(p)["input_ids"] for _, p in prompts[:3]]
     ids.sort(key=len, reverse=True)
@@ -193,7 +193,7 @@ def test_memory_budget_backs_off_and_keeps_results(tiny_phi: Path, prompts: list
     probe = HFGenerator(str(tiny_phi), show_progress=False)
     expected, _ = run(probe, reqs, max_new_tokens=8, batch_size=1)
     width = max(len(probe.tokenizer(p)["input_ids"]) for _, p in prompts[:4]) + 8
-    one_row = probe._batch_bytes(1, width)
+    one_row = probe.batch_bytes(1, width)
     limited = HFGenerator(str(tiny_phi), show_progress=False, memory_limit_mb=1.5 * one_row / 2**20)
     got, batches = run(limited, reqs, max_new_tokens=8)  # automatic: starts at 4 rows, halves to 1
     assert got == expected
@@ -254,8 +254,10 @@ def test_bad_dtype_and_device(tiny_phi: Path) -> None:
 def test_loading_pauses_the_collector_and_turns_it_back_on(tiny_phi: Path) -> None:
     """Loading runs with the cyclic collector off (gcpause.py); afterwards it is on again and
     the loaded objects sit in the permanent generation, so later collections skip them."""
+    from phi_eval.generate import loading
+
     seen: list[bool] = []
-    original = HFGenerator._count_parameters
+    original = loading.count_parameters
 
     def spy(config: object) -> int | None:
         seen.append(gc.isenabled())
@@ -264,7 +266,7 @@ def test_loading_pauses_the_collector_and_turns_it_back_on(tiny_phi: Path) -> No
     gc.unfreeze()
     try:
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(HFGenerator, "_count_parameters", staticmethod(spy))
+            mp.setattr(loading, "count_parameters", spy)
             loaded = HFGenerator(str(tiny_phi), show_progress=False)
         assert seen == [False]
         assert gc.isenabled()
@@ -344,6 +346,30 @@ def test_two_cpu_processes_no_duplicates_no_gaps(
     assert [len(b) for b in result["batches"]] == [4, 1]
     single, _ = run(gen, greedy_requests(prompts), max_new_tokens=8, batch_size=2)
     assert {(t, c): raw for t, c, raw in flat} == single
+
+
+SKEWED_WORKER = """
+import json, sys
+from phi_eval.generate import GenRequest, SamplingParams
+from phi_eval.generate.hf import HFGenerator
+model, out_file = sys.argv[1:3]
+gen = HFGenerator(model, show_progress=False)
+# Rank 1 read its run folder at another moment than rank 0 (rank 0 cleared it under --force): its
+# list is another one of the same length. The run is rank 0's list, each request exactly once.
+first = 0 if gen.state.is_main_process else 5
+reqs = [GenRequest(f"t/{i}", 0, f"def f{i}(x):\\n    ") for i in range(first, first + 3)]
+got = []
+gen.generate(reqs, SamplingParams(max_new_tokens=4, batch_size=2), got.extend)
+if gen.state.is_main_process:
+    json.dump(sorted(o.task_id for o in got), open(out_file, "w"))
+"""
+
+
+@pytest.mark.slow
+def test_other_ranks_generate_the_main_process_requests(tiny_phi: Path, tmp_path: Path) -> None:
+    returncode, stderr = torchrun(tmp_path, SKEWED_WORKER, str(tiny_phi), str(tmp_path / "out.json"))
+    assert returncode == 0, stderr[-2000:]
+    assert json.loads((tmp_path / "out.json").read_text()) == ["t/0", "t/1", "t/2"]
 
 
 FAILING_WORKER = """

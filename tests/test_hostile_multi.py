@@ -92,7 +92,7 @@ def image() -> Iterator[str]:
 
 
 def _containers(executor) -> list[str]:
-    return [s.container.id for s in executor._slots if s.container is not None]
+    return [cid for _, cid in executor.containers()]
 
 
 @pytest.mark.docker

@@ -210,7 +210,9 @@ def test_idempotent_on_its_output() -> None:
 
 def test_chat_answer_is_cut_at_the_next_alice_turn_then_extracted() -> None:
     from phi_eval.postprocess import chat_program
-    from phi_eval.prompts import CHAT_STOP
+    from phi_eval.tasks import get_task
+
+    CHAT_STOP = get_task("humaneval").chat_stop  # noqa: N806 - the task file's
 
     raw = (" Sure, Alice.\n```python\ndef add(a, b):\n    return a + b\n```\nAlice: And a def in the next turn?\n"
            "Bob:\n```python\ndef add(a, b):\n    return a - b\n```")
@@ -219,7 +221,9 @@ def test_chat_answer_is_cut_at_the_next_alice_turn_then_extracted() -> None:
 
 def test_chat_answer_is_not_cut_by_the_base_formats_stops() -> None:
     from phi_eval.postprocess import chat_program
-    from phi_eval.prompts import CHAT_STOP
+    from phi_eval.tasks import get_task
+
+    CHAT_STOP = get_task("humaneval").chat_stop  # noqa: N806 - the task file's
 
     raw = "```python\nimport math\n\n# helper first\ndef r(x):\n    return math.sqrt(x)\n\ndef area(x):\n    return r(x) ** 2\n```"
     program = chat_program(raw, CHAT_STOP["chat"], "area")

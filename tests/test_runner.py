@@ -458,11 +458,11 @@ def test_hung_runner_is_replaced_and_the_job_rerun(humaneval) -> None:
     p = problems["HumanEval/23"]
     job = build_job(task, p, p.reference, 0, timeout_s=1.0)
     with LocalExecutor(workers=1, warn=False, grace_s=1.0) as ex:
-        first = ex._workers[0].proc.pid
+        (first, _), = ex.runner_pids()
         os.kill(first, signal.SIGSTOP)  # a runner that stops answering
         results = run_all(ex, [job])
         assert results[job.id].passed
-        assert ex._workers[0].proc.pid != first
+        assert ex.runner_pids()[0][0] != first
     with pytest.raises(ProcessLookupError):
         os.kill(first, 0)
 
@@ -472,7 +472,7 @@ def test_close_leaves_no_process(humaneval) -> None:
     p = problems["HumanEval/13"]
     daemon = next(h for h in HOSTILE if h.name == "setsid_daemon")
     ex = LocalExecutor(workers=2, warn=False)
-    pids = [w.proc.pid for w in ex._workers] + [w.info["zygote"] for w in ex._workers]
+    pids = [pid for pair in ex.runner_pids() for pid in pair]
     uids = ex.all_uids()
     try:
         run_all(

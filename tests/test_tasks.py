@@ -54,3 +54,51 @@ def test_task_id_forms() -> None:
     assert mbpp_task_id(11) == mbpp_task_id("11") == mbpp_task_id("Mbpp/11") == "Mbpp/11"
     with pytest.raises(ValueError):
         mbpp_task_id("HumanEval/1")
+
+
+# ---------------------------------------------------------------- the task files are the only copy
+
+
+def _task_copy(tmp_path: Path, monkeypatch, name: str, edit) -> Path:
+    import phi_eval.tasks as tasks_module
+    from phi_eval.paths import tasks_dir
+
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    for toml in tasks_dir().glob("*.toml"):
+        (folder / toml.name).write_text(toml.read_text())
+    (folder / f"{name}.toml").write_text(edit((folder / f"{name}.toml").read_text()))
+    monkeypatch.setattr(tasks_module, "tasks_dir", lambda: folder)
+    return folder
+
+
+def test_every_task_file_field_is_one_the_code_reads() -> None:
+    from phi_eval.tasks import available_tasks
+
+    for name in available_tasks():
+        get_task(name)  # refuses a field it does not know
+
+
+def test_an_unknown_field_is_refused_in_one_line(tmp_path: Path, monkeypatch) -> None:
+    _task_copy(tmp_path, monkeypatch, "humaneval", lambda t: t.replace("[source]\n", "[source]\npakage = \"x\"\n"))
+    with pytest.raises(PhiEvalError, match=r"unknown field \[source\] pakage"):
+        get_task("humaneval")
+
+
+def test_templates_stops_and_data_come_from_the_task_file(tmp_path: Path, monkeypatch) -> None:
+    from phi_eval.prompts import build_prompt, prompt_setup
+
+    def edit(text: str) -> str:
+        text = text.replace('"phi-1" = "{prompt}"', '"phi-1" = "# solve it\\n{prompt}"')
+        text = text.replace('"phi-2-chat" = ["\\nAlice:"]', '"phi-2-chat" = ["\\nCarol:"]')
+        return text.replace('"phi-2" = "{prompt}"\n', "")
+
+    _task_copy(tmp_path, monkeypatch, "humaneval", edit)
+    task = get_task("humaneval")
+    problems, source = task.load()
+    assert source.kind == "package" and source.location.endswith("data/HumanEval.jsonl.gz")  # [source]
+    p = problems[0]
+    assert build_prompt(task, p, "phi-1") == "# solve it\n" + p.prompt
+    assert prompt_setup(task, "phi-2-chat", "m").stop == ("\nCarol:",)
+    with pytest.raises(PhiEvalError, match="no prompt template for 'phi-2'"):  # no fallback copy in code
+        build_prompt(task, p, "phi-2")

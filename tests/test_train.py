@@ -237,6 +237,21 @@ def test_non_empty_out_is_refused_and_left_alone(tiny_phi: Path, mbpp_path: Path
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
+def test_force_never_deletes_the_checkpoint_it_resumes_from(tiny_phi: Path, mbpp_path: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    step = out / "checkpoints" / "step-3"
+    step.mkdir(parents=True)
+    (step / "trainer_state.json").write_text('{"step": 3}')
+    (out / "train_log.jsonl").write_text('{"step": 1}\n')
+    before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    for resume in (out, step):
+        result = invoke("--model", tiny_phi, "--data", mbpp_path, "--out", out, "--resume-from", resume,
+                        "--force", *FAST)
+        assert result.exit_code == 1, result.output
+        assert "--force would delete checkpoint" in result.stderr and result.stderr.strip().count("\n") == 0
+        assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
+
+
 # ---------------------------------------------------------------- the exercise format
 
 

@@ -17,7 +17,6 @@ from typing import Any
 
 from phi_eval.checks.api import find_hallucinated_apis
 from phi_eval.checks.imports import (
-    DEFAULT_ALLOWED_IMPORTS,
     DYNAMIC,
     RELATIVE,
     import_verdict,
@@ -26,7 +25,7 @@ from phi_eval.checks.imports import (
 )
 from phi_eval.checks.security import CATEGORIES, SEVERITIES, security_findings
 
-__all__ = ["CATEGORIES", "DEFAULT_ALLOWED_IMPORTS", "SEVERITIES", "analyze"]
+__all__ = ["CATEGORIES", "SEVERITIES", "analyze"]
 
 MAX_CHARS = 1_000_000  # far beyond any generation budget; bigger input is scanned, not linted
 # (measured: bandit costs ~13 s per MB of code, ~0.3 s per MB of comments; the AST pass is cheap)
@@ -133,9 +132,12 @@ def _unchecked(result: dict[str, Any], text: str, why: str, allowed: frozenset[s
 
 
 def analyze(
-    completion: str, *, prompt: str = "", allowed: Iterable[str] = DEFAULT_ALLOWED_IMPORTS
+    completion: str, *, prompt: str = "", allowed: Iterable[str] = ()
 ) -> dict[str, Any]:
     """The per-sample check fields: imports, allowed_imports_only, security, hallucinated_apis, parse_error.
+
+    `allowed` is the task file's `[checks] allowed_imports` (or --allowed-imports); the list lives
+    there only, so by default nothing is allowed.
 
     `prompt` is the text the completion continues (HumanEval) or "" when the completion is the
     whole program (MBPP, full solutions). Line numbers in findings count from the completion.

@@ -12,14 +12,6 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable
 
-DEFAULT_ALLOWED_IMPORTS: tuple[str, ...] = (
-    "typing",
-    "math",
-    "random",
-    "collections",
-    "datetime",
-    "itertools",
-)
 DYNAMIC = "<dynamic>"  # an import whose module name is computed at run time
 RELATIVE = "."  # `from . import x`: meaningless in a standalone program, never allowed
 

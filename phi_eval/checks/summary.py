@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from phi_eval.checks.imports import DEFAULT_ALLOWED_IMPORTS, normalize_allowed
+from phi_eval.checks.imports import normalize_allowed
 from phi_eval.checks.security import CATEGORIES, SEVERITIES
 
 TOP_OUTSIDE = 10  # how many outside imports top_outside_imports lists
@@ -54,12 +54,12 @@ def _figures(records: list[dict[str, Any]], allowed: frozenset[str]) -> dict[str
 
 
 def summarize(
-    records: Iterable[dict[str, Any]], allowed: Iterable[str] = DEFAULT_ALLOWED_IMPORTS
+    records: Iterable[dict[str, Any]], allowed: Iterable[str] = ()
 ) -> dict[str, Any]:
     """Check figures for metrics.json: overall, plus `by_outcome` for passed and failed samples.
 
     Records without check fields (checks switched off) are left out of every denominator; a rate
-    over no samples is None rather than a misleading 0 or 1. `allowed` is the run's allow-list,
+    over no samples is None rather than a misleading 0 or 1. `allowed` is the run's allow-list (the task file's),
     so that `top_outside_imports` leaves out the allowed modules of a sample that also used others.
     """
     records = list(records)

@@ -211,6 +211,11 @@ class PrefillCache:
                 buffer[target, :, :lo] = 0
                 buffer[target, :, lo:hi] = new if source is None else new.index_select(0, source)
 
+    def buffers(self) -> list[tuple[Any, Any]]:
+        """Each layer's (keys, values) storage, reused from batch to batch: what a check may poison
+        to show that no stale position ever reaches a token."""
+        return list(self._storage)
+
     def build(self, prompts: Sequence[Sequence[int]], width: int, capacity: int) -> Any:
         """A cache for rows `prompts` (left-padded to `width`) holding every prompt token but the last.
 

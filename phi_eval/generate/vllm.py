@@ -14,7 +14,8 @@ from typing import Any
 
 from phi_eval.errors import PhiEvalError
 from phi_eval.generate import GenOutput, GenRequest, SamplingParams
-from phi_eval.generate.hf import DTYPES, _first_line, _sample_seed
+from phi_eval.generate.loading import DTYPES, first_line
+from phi_eval.generate.sampling import sample_seed
 
 CHUNK = 512  # requests per llm.generate call: big enough to keep the GPU busy, small enough to report often
 
@@ -55,7 +56,7 @@ class VLLMGenerator:
                 enable_prefix_caching=True,
             )
         except Exception as exc:  # noqa: BLE001 - engine start-up failures become one actionable line
-            raise PhiEvalError(f"vLLM could not load {model}: {_first_line(exc)}") from None
+            raise PhiEvalError(f"vLLM could not load {model}: {first_line(exc)}") from None
 
     @property
     def tokenizer(self) -> Any:
@@ -85,7 +86,7 @@ class VLLMGenerator:
             stop=list(params.stop) or None,
             stop_token_ids=[self.tokenizer.convert_tokens_to_ids(t) for t in params.stop_tokens] or None,
             include_stop_str_in_output=True,
-            seed=None if greedy else _sample_seed(params.seed, req.task_id, req.completion_id),
+            seed=None if greedy else sample_seed(params.seed, req.task_id, req.completion_id),
         )
 
     def generate(

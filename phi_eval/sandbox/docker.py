@@ -126,7 +126,7 @@ def _pid_alive(pid: int) -> bool:
 def sweep_stale(client: DockerClient) -> int:
     """Remove phi-eval containers this machine started from processes that are gone (after a crash)."""
     removed = 0
-    for container in client.containers.list(all=True, filters={"label": LABEL}):
+    for container in client.containers.list(all=True, filters={"label": LABEL}, ignore_removed=True):
         labels = container.labels or {}
         if labels.get(HOST_LABEL) != socket.gethostname():
             continue
@@ -147,15 +147,49 @@ RUNNER_CMD = ["python3", "-I", "-S", "-u", "/opt/phi_eval/runner"]
 
 
 UIDS_PER_CONTAINER = 1024  # the test process's, then one candidate uid per sample, in turn
+RANGES_PER_PROCESS = 256  # uid ranges one phi-eval process can hold at once (live containers)
+PROCESS_BLOCKS = 8_000  # processes told apart by pid % this; every uid stays below 2**31
+UID_BASE = 100_000
+MAX_WORKERS = RANGES_PER_PROCESS // 2  # the rest is room for spares and parked samples' containers
 
 
-def sandbox_uids(slot: int) -> tuple[int, int, int]:
-    """(test uid, first candidate uid, number of candidate uids): a range of its own for each
-    container. Without user namespaces RLIMIT_NPROC counts per uid across the whole machine, so a
+def sandbox_uids(block: int, n: int) -> tuple[int, int, int]:
+    """(test uid, first candidate uid, number of candidate uids) of uid range `n` of process block
+    `block`. Without user namespaces RLIMIT_NPROC counts per uid across the whole machine, so a
     fork bomb in one container must not eat another's allowance; within a container each sample
     gets the next candidate uid, so nothing a sample left can share the next one's."""
-    base = 100_000 + ((os.getpid() % 40_000) * 32 + slot % 32) * UIDS_PER_CONTAINER
+    if not (0 <= n < RANGES_PER_PROCESS and 0 <= block < PROCESS_BLOCKS):
+        raise ValueError(f"uid range {n} of block {block} is out of bounds")
+    base = UID_BASE + (block * RANGES_PER_PROCESS + n) * UIDS_PER_CONTAINER
     return base, base + 1, UIDS_PER_CONTAINER - 1
+
+
+class UidRanges:
+    """Hands each live container of this process a uid range that no other live one holds.
+
+    Ranges belong to containers, not to worker numbers: a parked sample's container and the spare
+    that took over its worker run at once, and each needs its own range. A range is handed out again
+    only once its container has been removed (with every process in it)."""
+
+    def __init__(self, pid: int | None = None) -> None:
+        self.block = (os.getpid() if pid is None else pid) % PROCESS_BLOCKS
+        self._free = set(range(RANGES_PER_PROCESS))
+        self._lock = threading.Lock()
+
+    def acquire(self) -> int:
+        with self._lock:
+            if not self._free:
+                raise SandboxFault(f"all {RANGES_PER_PROCESS} sandbox uid ranges of this process are in use")
+            n = min(self._free)
+            self._free.remove(n)
+            return n
+
+    def release(self, n: int) -> None:
+        with self._lock:
+            self._free.add(n)
+
+    def uids(self, n: int) -> tuple[int, int, int]:
+        return sandbox_uids(self.block, n)
 
 
 # No System V IPC object or POSIX message queue can be made at all (they outlive processes and
@@ -170,12 +204,14 @@ IPC_SYSCTLS = {
 
 
 def container_options(
-    image: str, memory_mb: int, *, pids_limit: int = 256, owner: str = "", slot: int = 0
+    image: str, memory_mb: int, *, pids_limit: int = 256, owner: str = "",
+    uids: tuple[int, int, int] | None = None,
 ) -> dict[str, Any]:
-    """The hardening every sandbox container gets (see DESIGN.md, "The sandbox, in short")."""
+    """The hardening every sandbox container gets (README.md, "The sandbox"); `uids` is the
+    container's own range (UidRanges), by default the first range of this process."""
     from docker.types import LogConfig, Ulimit
 
-    test_uid, cand_uid, n_cand = sandbox_uids(slot)
+    test_uid, cand_uid, n_cand = uids or sandbox_uids(os.getpid() % PROCESS_BLOCKS, 0)
     return {
         "image": image,
         "command": [*RUNNER_CMD, "--uids", f"{test_uid},{cand_uid},{n_cand}"],
@@ -274,8 +310,11 @@ class _Stream:
 class _Slot:
     """One warm container and its attach stream."""
 
-    def __init__(self, client: DockerClient, options: dict[str, Any], index: int = 0) -> None:
+    def __init__(
+        self, client: DockerClient, options: dict[str, Any], index: int = 0, uid_range: int | None = None
+    ) -> None:
         self.index = index  # the worker it serves: a replacement goes to the same host
+        self.uid_range = uid_range  # its UidRanges number, released once the container is removed
         self.client = client
         self.options = options
         self.container: Container | None = None
@@ -401,7 +440,9 @@ class DockerExecutor:
 
         if workers is not None and workers < 0:
             raise PhiEvalError(f"--workers must be 0 (one per core) or more (got {workers})")
-        self.workers = max(1, workers or os.cpu_count() or 1)  # 0 or None: one per core
+        if workers is not None and workers > MAX_WORKERS:
+            raise PhiEvalError(f"--workers can be at most {MAX_WORKERS} per process (got {workers})")
+        self.workers = min(MAX_WORKERS, max(1, workers or os.cpu_count() or 1))  # 0 or None: one per core
         self.clients = connect(hosts or [])
         for client in self.clients:
             sweep_stale(client)
@@ -410,6 +451,7 @@ class DockerExecutor:
         self.uid = uuid.uuid4().hex[:12]
         self.pids_limit = pids_limit
         self._slots: list[_Slot] = []
+        self.uid_ranges = UidRanges()  # one range per live container
         self._lock = threading.Lock()
         self._closed = False
         self._pool_memory = 0
@@ -422,17 +464,20 @@ class DockerExecutor:
         atexit.register(self.close)
 
     # -- pool ---------------------------------------------------------------------------------
-    def _options(self, index: int, memory_mb: int) -> tuple[DockerClient, dict[str, Any]]:
+    def _options(self, index: int, memory_mb: int, uid_range: int = 0) -> tuple[DockerClient, dict[str, Any]]:
         k = index % len(self.clients)
         return self.clients[k], container_options(
-            self.images[k], memory_mb, pids_limit=self.pids_limit, owner=self.uid, slot=index
+            self.images[k], memory_mb, pids_limit=self.pids_limit, owner=self.uid,
+            uids=self.uid_ranges.uids(uid_range),
         )
 
     def _new_slot(self, index: int) -> _Slot:
-        client, options = self._options(index, self._pool_memory)
-        slot = _Slot(client, options, index)
+        uid_range = self.uid_ranges.acquire()
+        client, options = self._options(index, self._pool_memory, uid_range)
+        slot = _Slot(client, options, index, uid_range)
         with self._lock:
             if self._closed:
+                self.uid_ranges.release(uid_range)
                 raise SandboxFault("executor closed")
             self._slots.append(slot)
         try:
@@ -474,11 +519,19 @@ class DockerExecutor:
             "the results so far are kept: run `phi-eval sandbox check`, then the same command with --resume"
         )
 
+    def containers(self) -> list[tuple[DockerClient, str]]:
+        """(client, container id) of each live container: what tests and tools inspect."""
+        with self._lock:
+            return [(s.client, s.container.id) for s in self._slots if s.container is not None]
+
     def _drop(self, slot: _Slot) -> None:
         slot.remove()
         with self._lock:
             if slot in self._slots:
                 self._slots.remove(slot)
+            uid_range, slot.uid_range = slot.uid_range, None
+        if uid_range is not None:  # removed with its processes: the range is free again
+            self.uid_ranges.release(uid_range)
 
     def _start_pool(self, memory_mb: int) -> list[_Slot]:
         """Start all containers at once (in threads: each start is mostly waiting on the engine)."""
@@ -792,7 +845,8 @@ class DockerExecutor:
         raced with close(), say); quietly, as the engine may be gone."""
         for client in self.clients:
             try:
-                for c in client.containers.list(all=True, filters={"label": f"{EXECUTOR_LABEL}={self.uid}"}):
+                for c in client.containers.list(all=True, filters={"label": f"{EXECUTOR_LABEL}={self.uid}"},
+                                                   ignore_removed=True):
                     try:
                         c.remove(force=True)
                     except Exception:  # noqa: BLE001 - already gone

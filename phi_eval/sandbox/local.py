@@ -31,6 +31,7 @@ READY_TIMEOUT_S = 30.0
 LOCAL_UID_BASE = 2_100_000_000
 UIDS_PER_EXECUTOR = 4096
 UIDS_PER_WORKER = 32  # T's, then 31 candidate uids the runner takes in turn, one per sample
+MAX_WORKERS = UIDS_PER_EXECUTOR // UIDS_PER_WORKER  # 128: each worker's uids inside its executor's
 CHILD_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
 
 WARNING = (
@@ -188,7 +189,9 @@ class LocalExecutor:
         self.grace_s = grace_s
         if workers is not None and workers < 0:
             raise PhiEvalError(f"--workers must be 0 (one per core) or more (got {workers})")
-        n = workers or os.cpu_count() or 1  # 0 or None: one per core, as in the Docker executor
+        if workers is not None and workers > MAX_WORKERS:  # past it, uids would reach another process's
+            raise PhiEvalError(f"--workers can be at most {MAX_WORKERS} per process (got {workers})")
+        n = min(MAX_WORKERS, workers or os.cpu_count() or 1)  # 0 or None: one per core, as in Docker
         runner = sandbox_dir() / "runner"  # a package: `python3 <folder>` runs its __main__.py
         if not (runner / "__main__.py").is_file():
             raise PhiEvalError(f"sandbox runner missing at {runner}; reinstall phi-eval")
@@ -207,6 +210,10 @@ class LocalExecutor:
     def all_uids(self) -> set[int]:
         """Every uid this executor's runners may give a sandbox process."""
         return {u for t, c in self.uids for u in (t, *range(c, c + UIDS_PER_WORKER - 1))}
+
+    def runner_pids(self) -> list[tuple[int, int | None]]:
+        """(runner pid, its zygote's pid) of each worker: what tests and tools inspect."""
+        return [(w.proc.pid, w.info.get("zygote")) for w in self._workers if w.proc is not None]
 
     @property
     def isolation(self) -> str:
