@@ -118,7 +118,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 # keys are data (prompts: format -> template; source.splits: split -> id range) are not listed.
 FIELDS: dict[str, set[str]] = {
     "": {"name", "loader", "description", "license", "source", "execution", "generation", "checks", "prompts"},
-    "source": {"package", "file", "hf_dataset", "hf_config", "default_split", "splits"},
+    "source": {"package", "file", "hf_dataset", "hf_config", "default_split", "splits", "dataset", "release", "version"},
     "execution": {"timeout_s", "memory_mb"},
     "generation": {"max_new_tokens", "stop", "prompt_style", "chat_stop", "few_shot_ids", "few_shot_template"},
     "checks": {"allowed_imports"},
