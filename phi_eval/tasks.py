@@ -183,7 +183,8 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+def read_data_jsonl(path: Path) -> list[dict[str, Any]]:
+    """A benchmark's JSON Lines data file (.jsonl or .jsonl.gz), every line parsed; one line on error."""
     opener = gzip.open if path.suffix == ".gz" else open
     rows = []
     try:
@@ -197,7 +198,10 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
                     raise PhiEvalError(f"{path}: line {lineno} is not valid JSON ({exc.msg})") from None
     except OSError as exc:
         raise PhiEvalError(f"cannot read data file {path}: {exc.strerror or exc}; check --data") from None
+    except (EOFError, UnicodeDecodeError) as exc:
+        raise PhiEvalError(f"cannot read data file {path}: {exc}; is it a .jsonl or .jsonl.gz file?") from None
     return rows
+
 
 
 def _load_humaneval(task: Task, data: Path | None) -> tuple[list[Problem], DataSource]:
@@ -214,7 +218,7 @@ def _load_humaneval(task: Task, data: Path | None) -> tuple[list[Problem], DataS
         path, kind = Path(module.__file__ or "").parent / file, "package"
     else:
         path, kind = Path(data), "file"
-    rows = _read_jsonl(path)
+    rows = read_data_jsonl(path)
     problems = []
     for i, row in enumerate(rows, 1):
         try:
@@ -296,7 +300,7 @@ def _load_mbpp(task: Task, data: Path | None, split: str) -> tuple[list[Problem]
         raise PhiEvalError(f"unknown split {split!r} for {task.name}; choose one of {', '.join(MBPP_SPLITS)}")
     if data is not None:
         path = Path(data)
-        rows = _read_jsonl(path)
+        rows = read_data_jsonl(path)
         ranges = task.source.get("splits", {})
         if split != "all":
             lo, hi = ranges[split]

@@ -9,7 +9,6 @@ Without --data the release named in the task file is downloaded once into the ca
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import re
 import urllib.request
@@ -76,28 +75,17 @@ def version_of(path: Path, source: dict[str, Any]) -> str | None:
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    rows = []
-    try:
-        with opener(path, "rt", encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise PhiEvalError(f"{path}: line {lineno} is not valid JSON ({exc.msg})") from None
-                missing = [k for k in REQUIRED if not isinstance(row, dict) or k not in row]
-                if missing:
-                    raise PhiEvalError(
-                        f"{path}: line {lineno} lacks {', '.join(missing)}; is this an EvalPlus file "
-                        "(HumanEvalPlus.jsonl or MbppPlus.jsonl)?"
-                    )
-                rows.append(row)
-    except OSError as exc:
-        raise PhiEvalError(f"cannot read data file {path}: {exc.strerror or exc}; check --data") from None
-    except (EOFError, UnicodeDecodeError) as exc:
-        raise PhiEvalError(f"cannot read data file {path}: {exc}; is it a .jsonl or .jsonl.gz file?") from None
+    """An EvalPlus release file's rows, each checked for the fields the tasks need."""
+    from phi_eval.tasks import read_data_jsonl
+
+    rows = read_data_jsonl(path)
+    for lineno, row in enumerate(rows, 1):
+        missing = [k for k in REQUIRED if not isinstance(row, dict) or k not in row]
+        if missing:
+            raise PhiEvalError(
+                f"{path}: row {lineno} lacks {', '.join(missing)}; is this an EvalPlus file "
+                "(HumanEvalPlus.jsonl or MbppPlus.jsonl)?"
+            )
     if not rows:
         raise PhiEvalError(f"{path} holds no tasks")
     return rows
