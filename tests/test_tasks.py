@@ -102,3 +102,16 @@ def test_templates_stops_and_data_come_from_the_task_file(tmp_path: Path, monkey
     assert prompt_setup(task, "phi-2-chat", "m").stop == ("\nCarol:",)
     with pytest.raises(PhiEvalError, match="no prompt template for 'phi-2'"):  # no fallback copy in code
         build_prompt(task, p, "phi-2")
+
+
+def test_exec_job_wire_form_has_every_field() -> None:
+    """ExecJob.to_json is written out by hand (asdict deep-copies, and costs a quarter of the host's
+    CPU per sample): it must stay the dataclass's fields, each as it is."""
+    from dataclasses import asdict, fields
+
+    from phi_eval.jobs import ExecJob
+
+    job = ExecJob(id="t#0", candidate="c", prelude="p", tests="t", entry_point="f", timeout_s=3.0,
+                  memory_mb=512, candidate_names=("f", "g"))
+    assert job.to_json() == asdict(job)
+    assert list(job.to_json()) == [f.name for f in fields(ExecJob)]
