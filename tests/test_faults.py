@@ -411,14 +411,7 @@ def test_runner_failures_are_retried_then_not_executed(tmp_path: Path) -> None:
     good = build_job(task, p, p.reference, 1)
     starts: list[str] = []
     with DockerExecutor(workers=1) as ex:
-        real_start = ex._new_slot
-
-        def counting(index: int):  # counts the fresh containers (a wrapper, not a stand-in)
-            slot = real_start(index)
-            starts.append(slot.container.id)
-            return slot
-
-        ex._new_slot = counting
+        ex.on_start = lambda slot: starts.append(slot.container.id)  # counts the fresh containers
         out: list = []
         ex.run([broken, good], out.append)
     by_id = {r.id: r for r in out}
