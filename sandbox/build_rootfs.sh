@@ -32,7 +32,7 @@ rm -rf "$ROOT"/var/cache/apt/* "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/log/* \
 
 # Names for the runner's default uids (sandbox/runner/common.py DEFAULT_UIDS, used only when it is
 # started without --uids): 10001 is the trusted test process, 10002 the untrusted candidate. The
-# host always passes --uids (a range of its own per container, phi_eval/sandbox/docker.py
+# host always passes --uids (a range of its own per container, phi_eval/sandbox/uids.py
 # sandbox_uids: the test process's uid first, then one candidate uid per sample), and those uids
 # need no name: nothing in the sandbox looks a user up. No shell, no home.
 chroot "$ROOT" /usr/sbin/groupadd -g 10001 tester

@@ -31,7 +31,7 @@ from phi_eval.sandbox.engine import (
 )
 from phi_eval.sandbox.parking import cgroup_cpu_file, cpu_seconds
 from phi_eval.sandbox.pool import Pool
-from phi_eval.sandbox.protocol import GRACE_S, MAX_LINE, SandboxFault, short
+from phi_eval.sandbox.protocol import GRACE_S, SandboxFault, short, take_line, time_left
 from phi_eval.sandbox.uids import MAX_WORKERS, RANGES_PER_PROCESS, UidRanges, sandbox_uids
 
 if TYPE_CHECKING:
@@ -61,18 +61,8 @@ class _Stream:
 
     def readline(self, deadline: float) -> bytes:
         """The next stdout line; SandboxFault on EOF, a passed deadline or an oversized line."""
-        while True:
-            nl = self.out.find(b"\n")
-            if nl >= 0:
-                line = bytes(self.out[:nl])
-                del self.out[: nl + 1]
-                return line
-            if len(self.out) > MAX_LINE:
-                raise SandboxFault("runner wrote an oversized line")
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise SandboxFault("no answer by the host deadline", hung=True)
-            self.sock.settimeout(left)
+        while (line := take_line(self.out)) is None:
+            self.sock.settimeout(time_left(deadline))
             try:
                 chunk = self.sock.recv(1 << 16)
             except TimeoutError:
@@ -83,6 +73,7 @@ class _Stream:
                 raise SandboxFault("container exited")
             self.buf += chunk
             self._demux()
+        return line
 
     def _demux(self) -> None:
         while len(self.buf) >= 8:

@@ -25,7 +25,7 @@ from typing import Any
 from phi_eval.errors import PhiEvalError
 from phi_eval.paths import sandbox_dir
 from phi_eval.sandbox.pool import Pool
-from phi_eval.sandbox.protocol import GRACE_S, MAX_LINE, SandboxFault
+from phi_eval.sandbox.protocol import GRACE_S, SandboxFault, take_line, time_left
 from phi_eval.sandbox.uids import LOCAL_MAX_WORKERS, UIDS_PER_WORKER, local_uids
 
 MAX_WORKERS = LOCAL_MAX_WORKERS
@@ -100,21 +100,14 @@ class ProcessSlot:
     def readline(self, deadline: float) -> bytes:
         assert self.proc is not None and self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
-        while True:
-            nl = self.buf.find(b"\n")
-            if nl >= 0:
-                line = bytes(self.buf[:nl])
-                del self.buf[: nl + 1]
-                return line
-            if len(self.buf) > MAX_LINE:
-                raise SandboxFault("runner wrote an oversized line")
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
+        while (line := take_line(self.buf)) is None:
+            if not select.select([fd], [], [], time_left(deadline))[0]:
                 raise SandboxFault("no answer by the host deadline", hung=True)
             chunk = os.read(fd, 1 << 16)
             if not chunk:
                 raise SandboxFault("runner exited")
             self.buf += chunk
+        return line
 
     def answer_ready(self, timeout: float) -> bool:
         if b"\n" in self.buf or self.proc is None or self.proc.stdout is None:

@@ -86,6 +86,27 @@ class Slot(Protocol):
         """End it at the end of a run (a clean exit where the transport has one)."""
 
 
+def take_line(buf: bytearray) -> bytes | None:
+    """The first whole line of a transport's read buffer (removed from it); None while there is
+    none yet. A runner line longer than MAX_LINE is nonsense: a fault."""
+    nl = buf.find(b"\n")
+    if nl >= 0:
+        line = bytes(buf[:nl])
+        del buf[: nl + 1]
+        return line
+    if len(buf) > MAX_LINE:
+        raise SandboxFault("runner wrote an oversized line")
+    return None
+
+
+def time_left(deadline: float) -> float:
+    """Seconds to the host deadline; a passed one is the runner hanging."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise SandboxFault("no answer by the host deadline", hung=True)
+    return left
+
+
 def handshake(slot: Slot) -> None:
     """Wait for the runner's ready line; SandboxFault if it never comes or says something else."""
     line = slot.readline(time.monotonic() + START_TIMEOUT_S)
