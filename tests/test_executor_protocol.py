@@ -115,8 +115,13 @@ def local_cgroup() -> Iterator[Path]:
     if not ROOT or not os.access(base, os.W_OK):
         pytest.skip("making a memory cgroup needs root and a writable cgroup tree")
     group = base / f"phi-eval-oom-test-{os.getpid()}"
-    group.mkdir()
-    (group / ("memory.limit_in_bytes" if base == v1 else "memory.max")).write_text(str(200 << 20))
+    try:
+        group.mkdir()
+        (group / ("memory.limit_in_bytes" if base == v1 else "memory.max")).write_text(str(200 << 20))
+    except OSError as exc:
+        if group.exists():
+            group.rmdir()
+        pytest.skip(f"cannot make a memory cgroup here ({exc})")
     try:
         yield group
     finally:
@@ -157,11 +162,11 @@ def test_an_oom_killed_runner_is_oom_in_both_executors(kind: str, request: pytes
 
         def fill() -> None:  # once the job is under way (the candidate keeps its own score)
             time.sleep(0.5)
-            Path(f"/proc/{pid}/oom_score_adj").write_text("1000")
             try:
+                Path(f"/proc/{pid}/oom_score_adj").write_text("1000")
                 hog.stdin.write(b"\n")
                 hog.stdin.flush()
-            except OSError:  # the runner was already replaced and its hog killed
+            except OSError:  # the last fresh runner, closed with the executor, and its hog killed
                 pass
 
         threading.Thread(target=fill, daemon=True).start()

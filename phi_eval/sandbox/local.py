@@ -167,6 +167,7 @@ class ProcessSlot:
 
     def _reap(self) -> None:
         if self.proc is None:
+            self.log.close()
             return
         try:
             self.proc.wait(timeout=10)

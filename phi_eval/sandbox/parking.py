@@ -13,7 +13,10 @@ the parked container gets its normal weight back and becomes a spare for the nex
 What counts is the CPU time the sample's container has used, read from its cgroup on the host,
 not wall time: on a loaded machine an honest sample can take a second of wall time on a few
 milliseconds of CPU, and it must never be parked for that. Where the cgroup cannot be read (a
-remote engine), nothing is parked.
+remote engine, or a local runner, which has no cgroup of its own), nothing is parked.
+
+The `Parking` part of the pool (phi_eval/sandbox/pool.py) below does it: it waits for the head
+sample's CPU time, hands its slot to a thread of its own at PARKED_SHARES, and gives the worker a spare.
 
 The threshold is generous on purpose: a correct solution slower than its task's canonical one
 must not lose its pass by being starved. Parking starts at PARK_FACTOR x the task's reference time
