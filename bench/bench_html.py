@@ -84,7 +84,7 @@ def screenshots(out: Path) -> None:
     from PIL import Image
 
     from phi_eval.html_report import render_html
-    from phi_eval.report import read_run
+    from phi_eval.runfolder import read_run
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     out.mkdir(parents=True, exist_ok=True)
@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--screenshots", type=Path, help="Write the README's screenshots into this folder instead.")
     args = parser.parse_args()
     from phi_eval.html_report import render_html
-    from phi_eval.report import read_run
+    from phi_eval.runfolder import read_run
 
     if args.screenshots:
         screenshots(args.screenshots)

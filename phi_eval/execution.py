@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any
 
+from phi_eval.files import JsonlAppender
 from phi_eval.jobs import ExecJob, ExecResult, build_job
-from phi_eval.runfolder import JsonlAppender
 from phi_eval.samples import Sample
 from phi_eval.sidecar import Key, Sidecar
 from phi_eval.tasks import Problem, Task

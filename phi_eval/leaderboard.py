@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from phi_eval.errors import PhiEvalError
-from phi_eval.report import (
+from phi_eval.files import read_json
+from phi_eval.present import (
     coverage,
     coverage_text,
     dataframe_markdown,
@@ -23,12 +24,11 @@ from phi_eval.report import (
     ordered_outcomes,
     pass_at_k_blocks,
     pct,
-    read_metrics,
     run_name,
     sorted_ks,
     when,
 )
-from phi_eval.runfolder import CONFIG, METRICS, read_json
+from phi_eval.runfolder import CONFIG, METRICS, read_metrics
 
 Warn = Callable[[str], None]
 

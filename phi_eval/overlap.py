@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from phi_eval import runfolder
+from phi_eval import files, runfolder
 from phi_eval.execution import JobPlan, ResultWriter, check_key, execute
 from phi_eval.jobs import NOT_EXECUTED
 from phi_eval.samples import Sample
@@ -35,7 +35,7 @@ class Overlap:
         self.allowed = allowed
         self.results_path = run_dir / runfolder.RESULTS
         # a sample left as sandbox_error (not executed) is not done: --resume runs it again
-        self.done = {(r["task_id"], r["completion_id"]) for r in runfolder.iter_jsonl(self.results_path)
+        self.done = {(r["task_id"], r["completion_id"]) for r in files.iter_jsonl(self.results_path)
                      if r.get("outcome") != NOT_EXECUTED}
         self.queued = 0
         self.written = 0
@@ -62,7 +62,7 @@ class Overlap:
 
     def _run(self) -> None:
         try:
-            with runfolder.JsonlAppender(self.results_path) as out:
+            with files.JsonlAppender(self.results_path) as out:
                 writer = ResultWriter(out, self.sidecar, self.by_id, self._count)
                 ended, plotting = False, False
                 while not ended:

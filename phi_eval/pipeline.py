@@ -2,15 +2,16 @@
 
 It owns the run folder and resume: samples and results are appended as they finish, so an
 interrupted run loses at most what was in flight, and --resume never redoes or rewrites them.
+The stages it wires: phi_eval.draw (draw the samples), the evaluation stage here (samples -> jobs
+-> verdicts in results.jsonl), phi_eval.finish (metrics, report, summary, policies).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,8 @@ from rich.console import Console
 from rich.progress import (
     TextColumn,
 )
-from rich.table import Table
 
-from phi_eval import __version__, runfolder
+from phi_eval import __version__, files, runfolder
 from phi_eval.config import (
     RESUME_KEYS,
     RunConfig,
@@ -30,10 +30,11 @@ from phi_eval.config import (
     package_versions,
     sha256_file,
 )
-from phi_eval.errors import PhiEvalError, PolicyFailed
-from phi_eval.generate import Generator, GenOutput, GenRequest, SamplingParams
+from phi_eval.draw import generate_samples, get_generator, is_main_process, prompt_setup_of
+from phi_eval.errors import PhiEvalError
+from phi_eval.finish import finish_run
+from phi_eval.generate import Generator
 from phi_eval.jobs import NOT_EXECUTED
-from phi_eval.metrics import default_ks, outcome_counts, run_pass_at_k
 from phi_eval.progress import progress_bar
 from phi_eval.prompts import PromptSetup
 from phi_eval.samples import Sample, read_samples
@@ -92,7 +93,7 @@ def _open_run(cfg: RunConfig, record: dict[str, Any], run_dir: Path, lock: runfo
     """Create the run folder (or reopen it with --resume after checking the settings and inputs match)."""
     config_path = run_dir / runfolder.CONFIG
     if cfg.resume and config_path.exists():
-        old = runfolder.read_json(config_path)
+        old = files.read_json(config_path)
         changed = [k for k in RESUME_KEYS if k in old and old.get(k) != record.get(k)]
         if changed:
             raise PhiEvalError(
@@ -106,174 +107,8 @@ def _open_run(cfg: RunConfig, record: dict[str, Any], run_dir: Path, lock: runfo
             )
         record = {**old, "resumed_at": now_iso()}
     runfolder.prepare(run_dir, lock, resume=cfg.resume, force=cfg.force)
-    runfolder.write_json(config_path, record)
+    files.write_json(config_path, record)
     return run_dir
-
-
-# ---------------------------------------------------------------- generation
-
-
-def get_generator(cfg: RunConfig, problems: Sequence[Problem]) -> Generator:
-    """The model backend, imported only when chosen."""
-    if cfg.model == "reference":
-        from phi_eval.generate.reference import ReferenceGenerator
-
-        return ReferenceGenerator(problems)
-    if cfg.backend == "vllm":
-        from phi_eval.generate.vllm import VLLMGenerator
-
-        return VLLMGenerator(cfg.model, dtype=cfg.dtype, revision=cfg.revision)
-    if cfg.backend != "hf":
-        raise PhiEvalError(f"unknown backend {cfg.backend!r}; choose hf or vllm")
-    from phi_eval.generate.hf import HFGenerator
-
-    return HFGenerator(cfg.model, dtype=cfg.dtype, revision=cfg.revision)
-
-
-def _prompts(cfg: RunConfig, task: Task, problems: Sequence[Problem], setup: PromptSetup) -> dict[str, str]:
-    from phi_eval.prompts import build_prompt, load_mbpp_shots, render_prompt
-
-    shots = None
-    if cfg.mbpp_prompt == "3-shot" and task.loader == "mbpp" and not setup.is_chat:
-        shots = load_mbpp_shots(task, cfg.data)
-    return {
-        p.task_id: render_prompt(setup, build_prompt(task, p, setup.fmt, mbpp_style=cfg.mbpp_prompt, shots=shots))
-        for p in problems
-    }
-
-
-def _trained_prompt(cfg: RunConfig) -> tuple[str | None, str | None]:
-    """A checkpoint from `phi-eval train` is evaluated in the prompt format (and system prompt) it
-    was trained with: (format, system prompt), each None when not known or set on the command line."""
-    if cfg.prompt_format != "auto" or not cfg.model:
-        return None, None
-    path = Path(cfg.model) / "train_config.json"
-    if not path.is_file():
-        return None, None
-    trained = runfolder.read_json(path)
-    fmt, system = trained.get("prompt_format"), trained.get("system_prompt")
-    return (fmt if isinstance(fmt, str) and fmt != "auto" else None,
-            system if isinstance(system, str) and cfg.system_prompt is None else None)
-
-
-def prompt_setup_of(cfg: RunConfig, task: Task, generator: Generator) -> PromptSetup:
-    """The run's prompt format, resolved with the model's tokenizer (its chat template) at hand."""
-    from phi_eval.prompts import prompt_setup
-
-    fmt, system = _trained_prompt(cfg)
-    return prompt_setup(task, fmt or cfg.prompt_format, cfg.model or "", getattr(generator, "tokenizer", None),
-                        system or cfg.system_prompt)
-
-
-def is_main_process() -> bool:
-    """Rank 0 (or a plain single process) owns the run folder and the sandbox; the launchers
-    (accelerate launch, torchrun) set RANK for every process they start."""
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def generate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], run_dir: Path,
-                     generator: Generator, *, write: bool = True, setup: PromptSetup | None = None,
-                     on_samples: Callable[[list[Sample]], None] | None = None) -> list[Sample]:
-    """Draw n samples per problem into samples.jsonl, skipping what an earlier attempt finished.
-
-    With write=False (a non-main process of a multi-process launch) only this process's share is
-    generated; the main process gathers and writes everything. A chat format's sample is the
-    program extracted from the answer, marked is_program (scored whole, not after the prompt).
-    `on_samples` gets each batch once it is written (`run` executes it while the next is generated)."""
-    from phi_eval.postprocess import chat_program, postprocess
-
-    setup = setup or prompt_setup_of(cfg, task, generator)
-    fmt = setup.fmt
-    prompt_of = _prompts(cfg, task, problems, setup)
-    prompts_path = run_dir / runfolder.PROMPTS
-    if write:  # every prompt the run renders, including those a resume with a larger --limit adds
-        recorded = {r["task_id"] for r in runfolder.iter_jsonl(prompts_path)}
-        fresh = [p for p in problems if p.task_id not in recorded]
-        if fresh:
-            with runfolder.JsonlAppender(prompts_path) as out:
-                out.write({"task_id": p.task_id, "prompt": prompt_of[p.task_id], "format": fmt} for p in fresh)
-
-    samples_path = run_dir / runfolder.SAMPLES
-    # Only the main process reads the folder (it may be clearing it under --force, or appending to
-    # it); the others take the main process's request list from the generator (phi_eval/generate/hf.py).
-    done = {(r["task_id"], r["completion_id"]) for r in runfolder.iter_jsonl(samples_path)} if write else set()
-    requests = [
-        GenRequest(p.task_id, cid, prompt_of[p.task_id])
-        for p in problems
-        for cid in range(cfg.n)
-        if (p.task_id, cid) not in done
-    ]
-    if done and write:
-        console.print(f"resuming: {len(done)} samples already in {samples_path}, {len(requests)} to draw")
-    params = SamplingParams(
-        n=cfg.n,
-        temperature=cfg.effective_temperature(),
-        top_p=cfg.top_p,
-        max_new_tokens=cfg.max_new_tokens or task.max_new_tokens,
-        seed=cfg.seed,
-        stop=setup.stop,
-        stop_tokens=setup.stop_tokens,
-        templated=fmt == "chat",
-        batch_size=cfg.batch_size,
-    )
-    if not write:
-        generator.generate(requests, params, lambda outputs: None)
-        return []
-    is_reference = cfg.model == "reference"
-    by_id = {p.task_id: p for p in problems}
-    if requests:
-        with runfolder.JsonlAppender(samples_path) as out:
-
-            def on_outputs(outputs: list[GenOutput]) -> None:
-                records = []
-                for o in outputs:
-                    if (o.task_id, o.completion_id) in done:
-                        continue  # a backend may hand back padding duplicates; keep the first
-                    done.add((o.task_id, o.completion_id))
-                    problem = by_id[o.task_id]
-                    echo = problem.prompt if problem.entry_point is not None else None
-                    if is_reference:
-                        completion = o.raw
-                    elif setup.is_chat:
-                        completion = chat_program(o.raw, setup.stop, problem.entry_point,
-                                                  (*problem.test_list, problem.setup), context=echo or "")
-                    else:
-                        completion = postprocess(o.raw, setup.stop, fmt, echo=echo)
-                        if problem.plus is not None:
-                            completion = _plus_completion(problem.prompt, completion)
-                    record = {"task_id": o.task_id, "completion_id": o.completion_id, "completion": completion}
-                    if setup.is_chat and not is_reference:
-                        record["is_program"] = True
-                    if completion != o.raw:
-                        record["raw"] = o.raw
-                    records.append(record)
-                out.write(records)
-                if on_samples is not None:
-                    on_samples([Sample(r["task_id"], r["completion_id"], r["completion"], bool(r.get("is_program")))
-                                for r in records])
-
-            generator.generate(requests, params, on_outputs)
-    return _unique([Sample(r["task_id"], r["completion_id"], r["completion"], bool(r.get("is_program")))
-                    for r in runfolder.iter_jsonl(samples_path)])
-
-
-def _unique(samples: Sequence[Sample]) -> list[Sample]:
-    """The first sample of each (task_id, completion_id): a folder is written by one phi-eval at a
-    time (its lock), but a folder from before the lock may hold duplicates."""
-    seen: set[tuple[str, int]] = set()
-    out = []
-    for s in samples:
-        if (s.task_id, s.completion_id) not in seen:
-            seen.add((s.task_id, s.completion_id))
-            out.append(s)
-    return out
-
-
-def _plus_completion(prompt: str, completion: str) -> str:
-    """EvalPlus prompts the model with its prompt stripped plus a newline, but joins a `completion`
-    to the prompt as it is in the file (MBPP+'s ends without one): so the newline goes into the
-    completion, and `prompt + completion` is the program the model saw and wrote."""
-    return completion if prompt.endswith("\n") else "\n" + completion
 
 
 # ---------------------------------------------------------------- evaluation
@@ -283,7 +118,7 @@ def _plus_expected(cfg: RunConfig, problems: Sequence[Problem], run_dir: Path) -
     """EvalPlus tasks: the expected outputs of the problems to run, cached per data file hash."""
     from phi_eval.plus.groundtruth import expected_outputs
 
-    sha = (runfolder.read_json(run_dir / runfolder.CONFIG).get("data") or {}).get("sha256")
+    sha = (files.read_json(run_dir / runfolder.CONFIG).get("data") or {}).get("sha256")
     items = [(p.task_id, p.entry_point or "", p.plus) for p in problems]
     return expected_outputs(items, sha, workers=cfg.workers, say=console.print)
 
@@ -320,7 +155,7 @@ def evaluate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], sa
     results_path = run_dir / runfolder.RESULTS
     # A sample that could not be executed (sandbox_error, from this run's executor or an older one)
     # is not done: resume runs it again.
-    done = {(r["task_id"], r["completion_id"]) for r in runfolder.iter_jsonl(results_path)
+    done = {(r["task_id"], r["completion_id"]) for r in files.iter_jsonl(results_path)
             if r.get("outcome") != NOT_EXECUTED}
     todo = [s for s in samples if (s.task_id, s.completion_id) not in done]
     if done or (todo and results_path.exists()):
@@ -339,7 +174,7 @@ def evaluate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], sa
                 executor = stack.enter_context(
                     get_executor(cfg.sandbox, workers=cfg.workers, docker_hosts=list(cfg.docker_hosts)))
             plan = job_plan(cfg, task, problems, run_dir, (s.task_id for s in todo))
-            with runfolder.JsonlAppender(results_path) as out, _progress() as progress:
+            with files.JsonlAppender(results_path) as out, _progress() as progress:
                 bar = progress.add_task("executing", total=len(todo), status="")
                 passed = 0
 
@@ -352,140 +187,6 @@ def evaluate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], sa
         if executor is not None:
             executor.close()  # the pool is not needed for the metrics and the report
         return finish_run(cfg, task, problems, run_dir, elapsed_s=time.perf_counter() - started, sidecar=sidecar)
-
-
-def finish_run(cfg: RunConfig, task: Task, problems: Sequence[Problem], run_dir: Path,
-               elapsed_s: float, sidecar: Any = None) -> dict[str, Any]:
-    """Sort results, compute metrics, write metrics.json and report.md, print the summary, apply policies.
-
-    Samples the sandbox could not execute (sandbox_error: the machine failed, not the model) are
-    not scored: pass@k is over the executed ones, metrics.json counts and names the others, and the
-    command ends non-zero (exit 3) so that an incomplete run never passes for a finished one.
-    """
-    from phi_eval.checks.summary import summarize
-
-    order = {p.task_id: i for i, p in enumerate(problems)}
-    results_path = run_dir / runfolder.RESULTS
-    records = sorted(unique_results(runfolder.iter_jsonl(results_path)),
-                     key=lambda r: (order.get(r["task_id"], len(order)), r["completion_id"]))
-    runfolder.write_jsonl(results_path, records)
-
-    missing = [r for r in records if r["outcome"] == NOT_EXECUTED]
-    counts = _counts(records)  # executed samples only
-    n_max = max((n for n, _ in counts.values()), default=0)
-    n_min = min((n for n, _ in counts.values()), default=0)
-    ks = list(cfg.ks) if cfg.ks else default_ks(max(n_min, 1))
-    skipped = [k for k in ks if k > n_min] if missing else []
-    ks = [k for k in ks if k not in skipped]
-    metrics: dict[str, Any] = {
-        "task": task.name,
-        "model": cfg.model or "samples",
-        "name": cfg.name or cfg.model,
-        "num_tasks": len(counts),
-        "num_samples": len(records) - len(missing),
-        "n": n_max,
-        "pass_at_k": run_pass_at_k(records, ks) if counts and ks else {},
-        **(_base_metrics(task, records, ks) if counts and ks else {}),
-        "outcomes": outcome_counts(records),
-        "not_executed": len(missing),
-        "not_executed_samples": [
-            {"task_id": r["task_id"], "completion_id": r["completion_id"], "detail": r.get("detail", "")}
-            for r in missing[:100]
-        ],
-        **({"pass_at_k_not_computed": skipped} if skipped else {}),
-        **summarize(records, allowed=cfg.allowed_imports or task.allowed_imports),
-        "created_at": now_iso(),
-        "phi_eval_version": __version__,
-        "duration_s": round(elapsed_s, 2),
-    }
-    runfolder.write_json(run_dir / runfolder.METRICS, metrics)
-    try:
-        if sidecar is not None:
-            sidecar.write_report(run_dir).result()
-        else:
-            from phi_eval.report import write_run_report
-
-            write_run_report(run_dir)
-    except Exception as exc:  # noqa: BLE001 - the numbers are written; a report problem must not hide them
-        console.print(f"[yellow]warning:[/] report.md not written: {exc}")
-    print_summary(metrics, run_dir)
-    if missing:
-        first = missing[0]
-        raise PhiEvalError(
-            f"{len(missing)} of {len(records)} samples could not be executed (the sandbox failed, not the "
-            f"model; first: {first['task_id']} #{first['completion_id']}: {str(first.get('detail', ''))[:120]}); "
-            "they are left out of pass@k and listed in metrics.json: run the same command with --resume "
-            "to retry them",
-            exit_code=3,
-        )
-    _apply_policies(cfg, metrics, records)
-    return metrics
-
-
-def unique_results(records: Iterable[dict]) -> list[dict]:
-    """One result per (task_id, completion_id): an executed verdict beats a sandbox_error, and
-    otherwise the first one written stands (later copies come only from before the folder lock)."""
-    best: dict[tuple[str, int], dict] = {}
-    for r in records:
-        key = (r["task_id"], r["completion_id"])
-        if key not in best or (best[key]["outcome"] == NOT_EXECUTED and r["outcome"] != NOT_EXECUTED):
-            best[key] = r
-    return list(best.values())
-
-
-def _base_metrics(task: Task, records: Sequence[dict], ks: Sequence[int]) -> dict[str, Any]:
-    """EvalPlus tasks: pass@k on the base tests too, and both tables' names as EvalPlus prints them."""
-    if task.loader != "evalplus":
-        return {}
-    base = [{"task_id": r["task_id"], "passed": r.get("passed_base", r["passed"])} for r in records
-            if r["outcome"] != NOT_EXECUTED]
-    name = task.source.get("dataset", task.name)
-    return {
-        "pass_at_k_base": run_pass_at_k(base, ks),
-        "pass_at_k_names": {"pass_at_k": f"{name}+ (base + extra tests)", "pass_at_k_base": f"{name} (base tests)"},
-    }
-
-
-def _counts(records: Sequence[dict]) -> dict[str, tuple[int, int]]:
-    from phi_eval.metrics import counts_by_task
-
-    return counts_by_task(records)
-
-
-def _apply_policies(cfg: RunConfig, metrics: dict[str, Any], records: list[dict]) -> None:
-    if not (cfg.fail_on or cfg.min_allowed_imports_rate is not None or cfg.max_security_flag_rate is not None):
-        return
-    from phi_eval.checks.policies import evaluate_policies, parse_fail_on
-
-    violations = evaluate_policies(
-        metrics, records, parse_fail_on(list(cfg.fail_on)), cfg.min_allowed_imports_rate, cfg.max_security_flag_rate
-    )
-    if violations:
-        raise PolicyFailed("policy failed: " + "; ".join(violations))
-
-
-def print_summary(metrics: dict[str, Any], run_dir: Path) -> None:
-    table = Table(title=f"{metrics['task']} · {metrics['model']} · {metrics['num_tasks']} tasks, "
-                        f"{metrics['num_samples']} samples")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    names = metrics.get("pass_at_k_names") or {}
-    for key in ("pass_at_k_base", "pass_at_k"):
-        for k, v in (metrics.get(key) or {}).items():
-            label = f"{names[key]} pass@{k}" if key in names else f"pass@{k}"
-            table.add_row(label, f"{100 * v:.1f}%")
-    for outcome, count in metrics["outcomes"].items():
-        table.add_row(outcome + (" (not executed: not scored)" if outcome == NOT_EXECUTED else ""), str(count))
-    for r in metrics.get("not_executed_samples", [])[:10]:
-        table.add_row(f"  not executed: {r['task_id']} #{r['completion_id']}", str(r["detail"])[:60])
-    if metrics.get("not_executed", 0) > 10:
-        table.add_row(f"  ... and {metrics['not_executed'] - 10} more", "see metrics.json")
-    if "allowed_imports_rate" in metrics:
-        table.add_row("allowed imports only", f"{100 * metrics['allowed_imports_rate']:.1f}%")
-    if "security_flag_rate" in metrics:
-        table.add_row("security flagged", f"{100 * metrics['security_flag_rate']:.1f}%")
-    Console().print(table)
-    console.print(f"run folder: {run_dir}")
 
 
 # ---------------------------------------------------------------- the commands
@@ -551,7 +252,7 @@ def _generate_and_execute(cfg: RunConfig, task: Task, problems: Sequence[Problem
             overlap = Overlap(plan, run_dir, executor, sidecar,
                               allowed=tuple(cfg.allowed_imports or task.allowed_imports))
             earlier = [Sample(r["task_id"], r["completion_id"], r["completion"], bool(r.get("is_program")))
-                       for r in runfolder.iter_jsonl(run_dir / runfolder.SAMPLES)]
+                       for r in files.iter_jsonl(run_dir / runfolder.SAMPLES)]
             if overlap.done and earlier:
                 console.print(f"resuming: {len(overlap.done)} results already in {run_dir / runfolder.RESULTS}")
             overlap.submit(earlier)  # an earlier attempt's samples run while the rest is generated
@@ -617,7 +318,7 @@ def evaluate_file(cfg: RunConfig, samples_path: Path) -> Path:
             problems = [p for p in problems if p.task_id in covered]
             samples_out = run_dir / runfolder.SAMPLES
             if not samples_out.exists():  # whole or not at all
-                runfolder.write_jsonl(samples_out, (s.to_json() for s in samples))
+                files.write_jsonl(samples_out, (s.to_json() for s in samples))
             executor = warm.get() if warm is not None else None
         except BaseException:
             if warm is not None:

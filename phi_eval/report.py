@@ -1,211 +1,35 @@
 """One run folder -> report.md and pass_at_k.png beside its metrics.json.
 
 The report is built only from the files in the run folder, with no clock and no machine-specific
-text, so the same run always renders the same bytes (golden tests rely on it).  Also holds the
-small readers and Markdown helpers that leaderboard.py and compare.py share.
+text, so the same run always renders the same bytes (golden tests rely on it).  Reading the run
+is phi_eval.runfolder's job, and how each fact reads is phi_eval.present's.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from phi_eval.errors import PhiEvalError
-from phi_eval.runfolder import CONFIG, METRICS, REPORT, RESULTS, read_json, write_text
+from phi_eval.files import write_text
+from phi_eval.present import (
+    SEVERITY_ORDER,
+    coverage,
+    markdown_table,
+    md_text,
+    natural_key,
+    ordered_outcomes,
+    pass_at_k_blocks,
+    pct,
+    run_name,
+    run_sandbox,
+    sorted_ks,
+)
+from phi_eval.runfolder import REPORT, RunData, read_run
 
 PLOT = "pass_at_k.png"
 TOP = 10
-# The order outcomes are listed in; anything else a newer pipeline writes goes after, sorted.
-OUTCOME_ORDER = (
-    "passed",
-    "failed",
-    "runtime_error",
-    "syntax_error",
-    "timeout",
-    "oom",
-    "killed",
-    "sandbox_error",
-)
-SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
-
-
-@dataclass(frozen=True)
-class RunData:
-    """What a report needs from one run folder."""
-
-    path: Path
-    config: dict[str, Any]
-    metrics: dict[str, Any]
-    results: list[dict[str, Any]]
-
-
-def read_metrics(run_dir: Path) -> dict[str, Any]:
-    """metrics.json, checked enough that a bad file is one clear line instead of a KeyError later."""
-    metrics = read_json(run_dir / METRICS)
-    if not isinstance(metrics, dict) or not isinstance(metrics.get("pass_at_k"), dict):
-        raise PhiEvalError(f"{run_dir / METRICS} has no pass_at_k table; is it a phi-eval metrics file?")
-    return metrics
-
-
-def read_results(run_dir: Path) -> list[dict[str, Any]]:
-    """results.jsonl; a missing file is an empty list (old or partial runs), a torn last line is skipped."""
-    path = run_dir / RESULTS
-    if not path.exists():
-        return []
-    records = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip() or not line.endswith("\n"):
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise PhiEvalError(f"{path} line {lineno} is not valid JSON ({exc.msg})") from None
-            if not isinstance(rec, dict) or "task_id" not in rec or "passed" not in rec:
-                raise PhiEvalError(
-                    f"{path} line {lineno} lacks task_id/passed; is it a phi-eval results file?"
-                )
-            records.append(rec)
-    return records
-
-
-def read_run(run_dir: Path) -> RunData:
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise PhiEvalError(f"run folder {run_dir} does not exist; pass a folder that holds metrics.json")
-    metrics = read_metrics(run_dir)
-    config = read_json(run_dir / CONFIG) if (run_dir / CONFIG).exists() else {}
-    return RunData(run_dir, config if isinstance(config, dict) else {}, metrics, read_results(run_dir))
-
-
-# ---------------------------------------------------------------- formatting helpers
-
-
-def pct(value: Any) -> str:
-    """0.5 -> '50.0%'; missing keys of old runs -> 'n/a'."""
-    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
-        return "n/a"
-    return f"{100 * value:.1f}%"
-
-
-def natural_key(text: str) -> tuple:
-    """HumanEval/2 before HumanEval/10."""
-    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(text)))
-
-
-def sorted_ks(pass_at_k: Mapping[str, Any]) -> list[str]:
-    return sorted(pass_at_k, key=lambda k: int(k) if str(k).isdigit() else 10**9)
-
-
-def ordered_outcomes(names: Sequence[str] | set[str]) -> list[str]:
-    known = [o for o in OUTCOME_ORDER if o in names]
-    return known + sorted(set(names) - set(OUTCOME_ORDER))
-
-
-# Markdown (and GitHub's autolinks) would turn these into markup: `<img onerror>`, [links](...),
-# emphasis, code spans, http: and www. autolinks, e-mail autolinks.  Escaped, they render as typed.
-_MD_SPECIAL = re.compile(r"([\\`*{}\[\]()#+!~:@])")  # "|" is escaped by table cells
-_MD_EDGE_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")  # snake_case never emphasises
-_MD_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
-
-
-def md_text(value: Any) -> str:
-    """Model-controlled (or any untrusted) text made inert in Markdown: no raw HTML, no links, no markup.
-
-    HTML's own characters become entities and every other character Markdown or GitHub's autolinker
-    reacts to is backslash-escaped, so the text renders exactly as written and nothing runs or links."""
-    text = re.sub(r"[\r\n\u2028\u2029\x85]+", " ", str(value))
-    text = "".join(_MD_ENTITIES.get(ch, ch) for ch in text)
-    text = _MD_SPECIAL.sub(r"\\\1", text)
-    text = _MD_EDGE_UNDERSCORE.sub(r"\\_", text)
-    return re.sub(r"(?i)(www)\.", r"\1\\.", text)
-
-
-def _cell(value: Any) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[bool] = ()) -> str:
-    """A GitHub Markdown table; `right` marks numeric columns to right-align."""
-    right = list(right) + [False] * (len(headers) - len(right))
-    lines = [
-        "| " + " | ".join(_cell(h) for h in headers) + " |",
-        "|" + "|".join("---:" if r else "---" for r in right) + "|",
-    ]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def dataframe_markdown(df: Any, right: Sequence[str] = ()) -> str:
-    """pandas DataFrame -> Markdown without the optional `tabulate` dependency of DataFrame.to_markdown."""
-    headers = [str(c) for c in df.columns]
-    rows = [list(r) for r in df.itertuples(index=False, name=None)]
-    return markdown_table(headers, rows, [c in right for c in headers])
-
-
-# ---------------------------------------------------------------- facts about a run, shared by every report
-
-
-def pass_at_k_blocks(metrics: Mapping[str, Any], *, named: bool = False) -> dict[str, dict[str, Any]]:
-    """"" -> pass_at_k, plus any other pass@k table a newer pipeline writes (pass_at_k_base -> "base tests").
-
-    `named`: where metrics.json names its tables (`pass_at_k_names`, EvalPlus tasks), those names are
-    the labels: "mbpp+ (base + extra tests)" for pass_at_k, "mbpp (base tests)" for pass_at_k_base."""
-    names = metrics.get("pass_at_k_names") if isinstance(metrics.get("pass_at_k_names"), dict) else {}
-    names = names if named else {"pass_at_k_base": "base tests"}
-    blocks: dict[str, dict[str, Any]] = {str(names.get("pass_at_k", "")): dict(metrics["pass_at_k"])}
-    for key in sorted(metrics):
-        value = metrics[key]
-        if key == "pass_at_k_names" or not key.startswith("pass_at_k_") or not isinstance(value, dict):
-            continue
-        if value and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()):
-            blocks[str(names.get(key) or key.removeprefix("pass_at_k_").replace("_", " "))] = dict(value)
-    return blocks
-
-
-def coverage(metrics: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[int | None, int | None]:
-    """(tasks evaluated, tasks in the benchmark's split); None where a run does not record it."""
-    done = metrics.get("num_tasks")
-    total = metrics.get("benchmark_tasks") or config.get("benchmark_tasks")
-    as_int = lambda v: v if isinstance(v, int) and not isinstance(v, bool) else None  # noqa: E731
-    return as_int(done), as_int(total)
-
-
-def coverage_text(metrics: Mapping[str, Any], config: Mapping[str, Any]) -> str:
-    done, total = coverage(metrics, config)
-    if done is None:
-        return "n/a"
-    return f"{done}/{total}" if total else f"{done}/?"
-
-
-def run_sandbox(config: Mapping[str, Any]) -> str | None:
-    """The sandbox a run executed in, with --sandbox local called what it is."""
-    kind = config.get("sandbox")
-    if not isinstance(kind, str) or not kind:
-        return None
-    return "local (UNISOLATED)" if kind == "local" else kind
-
-
-def run_name(path: Path, metrics: Mapping[str, Any], config: Mapping[str, Any]) -> str:
-    """--name, else the model; a scored file's runs of older versions fall back to the folder name."""
-    for value in (metrics.get("name"), config.get("name"), metrics.get("model"), config.get("model")):
-        if isinstance(value, str) and value and value != "samples":
-            return value
-    return Path(path).name
-
-
-def when(value: Any) -> str:
-    """An ISO timestamp as 'YYYY-MM-DD HH:MM' (UTC as recorded); 'n/a' when absent."""
-    if not isinstance(value, str) or len(value) < 10:
-        return "n/a"
-    return value[:10] + (" " + value[11:16] if len(value) >= 16 else "")
-
-
 # ---------------------------------------------------------------- per-task figures
 
 

@@ -1,23 +1,24 @@
-"""The run folder: atomic JSON writes, append-only JSONL, and the rules for reusing a folder.
+"""The run folder: its file names, the rules for reusing one, its lock, and reading a finished run.
 
 Other tools and CI jobs read these files, so the names are stable: config.json, prompts.jsonl,
 samples.jsonl, results.jsonl, metrics.json, report.md.  A run never overwrites an existing run
-unless told --resume (continue it) or --force (start it again).
+unless told --resume (continue it) or --force (start it again). How the files are written
+(atomically, or appended in whole lines) is phi_eval.files; what a report, a comparison or a
+leaderboard reads back from a finished run is `read_run` here.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
-import tempfile
-from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from phi_eval.errors import PhiEvalError
+from phi_eval.files import BadLine, read_json, records, write_error
 
 CONFIG, PROMPTS, SAMPLES, RESULTS, METRICS, REPORT = (
     "config.json",
@@ -91,23 +92,6 @@ def prepare(path: Path, lock: RunLock, *, resume: bool, force: bool) -> Path:
     return path
 
 
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _mkstemp_like_open(path: Path) -> tuple[int, str]:
-    """A temp file beside `path` with the mode open() would give (0666 less the umask), not mkstemp's 0600,
-    so every file of a run folder is readable alike (a colleague, a web server serving report.html)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_current_umask())
-    except BaseException:
-        os.close(fd)
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return fd, tmp
 def open_folder(path: Path, *, resume: bool, force: bool) -> RunLock:
     """claim() and prepare() in one: the folder ready to write, and its lock (release it when done)."""
     lock = claim(path, resume=resume, force=force)
@@ -129,139 +113,6 @@ def clear(path: Path) -> None:
         else:
             child.unlink()
 
-
-def write_json(path: Path, obj: Any) -> None:
-    """Write atomically: a reader sees the old file or the new one, never half of one."""
-    write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode())
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write atomically (a lone surrogate in model text is written as a backslash escape)."""
-    write_bytes(path, text.encode("utf-8", "backslashreplace"))
-
-
-def write_jsonl(path: Path, records: Iterable[dict]) -> None:
-    """A whole JSON Lines file, atomically: a reader (or a resume) never sees half of it."""
-    write_bytes(path, b"".join(jsonl_line(r) for r in records))
-
-
-def write_bytes(path: Path, data: bytes) -> None:
-    try:
-        fd, tmp = _mkstemp_like_open(path)
-    except OSError as exc:
-        raise _write_error(path, exc) from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise _write_error(path, exc) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PhiEvalError(f"{path} is missing; is {path.parent} a phi-eval run folder?") from None
-    except json.JSONDecodeError as exc:
-        raise PhiEvalError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
-
-
-def jsonl_line(record: dict) -> bytes:
-    """One JSON Lines record as UTF-8 bytes ending in the only line end JSON Lines has, b"\\n".
-
-    Non-ASCII text stays readable (ensure_ascii=False), except lone surrogates ("\\ud800" is valid
-    JSON but not UTF-8): those are written as \\u escapes, so the line reads back to the same string.
-    """
-    text = json.dumps(record, ensure_ascii=False)
-    if _SURROGATE.search(text):
-        text = _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-    return text.encode("utf-8") + b"\n"
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-class JsonlAppender:
-    """Append records and flush each batch, so an interrupted run keeps what it finished.
-
-    A torn last line (a kill or a full disk mid-write) is cut off when the file is opened, and a
-    batch whose write fails is cut back off at once, so the file holds whole lines only.
-    """
-
-    def __init__(self, path: Path) -> None:
-        _drop_partial_last_line(path)
-        self.path = path
-        self._fh = path.open("ab", buffering=0)
-
-    def write(self, records: Iterable[dict]) -> None:
-        data = b"".join(jsonl_line(record) for record in records)
-        if not data:
-            return
-        start = self._fh.seek(0, os.SEEK_END)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[self._fh.write(view) or 0 :]
-        except OSError as exc:
-            try:
-                self._fh.truncate(start)
-            except OSError:
-                pass  # cut off when the file is next opened
-            raise _write_error(self.path, exc) from None
-
-    def close(self) -> None:
-        try:
-            os.fsync(self._fh.fileno())
-        except OSError:
-            pass
-        self._fh.close()
-
-    def __enter__(self) -> JsonlAppender:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _write_error(path: Path, exc: OSError) -> PhiEvalError:
-    import errno
-
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return PhiEvalError(
-            f"no space left on the device holding {path}; what was written so far is whole: free some "
-            "space and run the same command again with --resume"
-        )
-    return PhiEvalError(f"cannot write {path}: {exc.strerror or exc}")
-
-
-def _drop_partial_last_line(path: Path) -> None:
-    """A kill or a full disk mid-write can leave half a line; cut it off before appending."""
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    with path.open("rb+") as fh:
-        fh.seek(-1, os.SEEK_END)
-        if fh.read(1) == b"\n":
-            return
-        data = path.read_bytes()
-        fh.truncate(data.rfind(b"\n") + 1)
-
-
-def iter_jsonl(path: Path) -> Iterator[dict]:
-    """Records of a file phi-eval wrote itself; lines end at b"\\n" only (U+2028 inside a string is
-    text, not a line end), and a torn last line from a kill is skipped."""
-    if not path.exists():
-        return
-    with path.open("rb") as fh:
-        for line in fh:
-            if line.endswith(b"\n") and line.strip():
-                yield json.loads(line)
 
 
 # ---------------------------------------------------------------- one writer per run folder
@@ -287,7 +138,7 @@ class RunLock:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise _write_error(self.path, exc) from None
+            raise write_error(self.path, exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -340,3 +191,52 @@ def probe_lock(run_dir: Path) -> None:
     """Refuse early (before a model loads) when another phi-eval holds the folder; holds nothing."""
     if (run_dir / LOCK).exists():
         RunLock(run_dir).acquire().release()
+
+
+# ---------------------------------------------------------------- reading a finished run
+
+
+@dataclass(frozen=True)
+class RunData:
+    """What a report needs from one run folder."""
+
+    path: Path
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    results: list[dict[str, Any]]
+
+
+def read_metrics(run_dir: Path) -> dict[str, Any]:
+    """metrics.json, checked enough that a bad file is one clear line instead of a KeyError later."""
+    metrics = read_json(run_dir / METRICS)
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("pass_at_k"), dict):
+        raise PhiEvalError(f"{run_dir / METRICS} has no pass_at_k table; is it a phi-eval metrics file?")
+    return metrics
+
+
+def read_results(run_dir: Path) -> list[dict[str, Any]]:
+    """results.jsonl; a missing file is an empty list (old or partial runs), a torn last line is skipped."""
+    path = run_dir / RESULTS
+    if not path.exists():
+        return []
+    out = []
+    with path.open("rb") as fh:
+        try:
+            for lineno, rec in records(fh, torn_ok=True):
+                if not isinstance(rec, dict) or "task_id" not in rec or "passed" not in rec:
+                    raise PhiEvalError(
+                        f"{path} line {lineno} lacks task_id/passed; is it a phi-eval results file?"
+                    )
+                out.append(rec)
+        except BadLine as exc:
+            raise PhiEvalError(f"{path} line {exc.lineno} is not valid JSON ({exc.msg})") from None
+    return out
+
+
+def read_run(run_dir: Path) -> RunData:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise PhiEvalError(f"run folder {run_dir} does not exist; pass a folder that holds metrics.json")
+    metrics = read_metrics(run_dir)
+    config = read_json(run_dir / CONFIG) if (run_dir / CONFIG).exists() else {}
+    return RunData(run_dir, config if isinstance(config, dict) else {}, metrics, read_results(run_dir))

@@ -6,12 +6,12 @@ whole program).  `completion_id` is optional; samples without one are numbered p
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from phi_eval.errors import PhiEvalError
+from phi_eval.files import BadLine, records, split_lines
 from phi_eval.tasks import Problem, mbpp_task_id
 
 
@@ -55,17 +55,15 @@ def read_samples(path: Path, problems: dict[str, Problem]) -> list[Sample]:
     samples: list[Sample] = []
     next_id: dict[str, int] = defaultdict(int)
     seen: set[tuple[str, int]] = set()
-    # JSON Lines ends a line at "\n" only: U+2028, U+2029 or U+0085 inside a string is text.
-    for lineno, line in enumerate(text.split("\n"), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise PhiEvalError(f"{where}: not valid JSON ({exc.msg}); each line must be one JSON object") from None
-        except RecursionError:
+    try:
+        rows = list(records(split_lines(text)))  # lines end at "\n" only: U+2028 inside a string is text
+    except BadLine as exc:
+        where = f"{path}:{exc.lineno}"
+        if exc.deep:
             raise PhiEvalError(f"{where}: nested too deeply to read; a sample is a flat JSON object") from None
+        raise PhiEvalError(f"{where}: not valid JSON ({exc.msg}); each line must be one JSON object") from None
+    for lineno, row in rows:
+        where = f"{path}:{lineno}"
         if not isinstance(row, dict):
             raise PhiEvalError(f"{where}: expected a JSON object with task_id and completion")
         if "task_id" not in row:

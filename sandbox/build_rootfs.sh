@@ -30,11 +30,15 @@ rm -rf "$ROOT"/var/cache/apt/* "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/log/* \
        "$ROOT"/usr/share/doc/* "$ROOT"/usr/share/man/* "$ROOT"/usr/share/info/* \
        "$ROOT"/usr/share/locale/* "$ROOT"/tmp/* "$ROOT"/debootstrap
 
-# Sandbox users: the runner setuid's each sample's processes to these (no shell, no home).
-chroot "$ROOT" /usr/sbin/groupadd -g 10001 candidate
-chroot "$ROOT" /usr/sbin/useradd -u 10001 -g 10001 -M -d /nonexistent -s /usr/sbin/nologin candidate
-chroot "$ROOT" /usr/sbin/groupadd -g 10002 tester
-chroot "$ROOT" /usr/sbin/useradd -u 10002 -g 10002 -M -d /nonexistent -s /usr/sbin/nologin tester
+# Names for the runner's default uids (sandbox/runner/common.py DEFAULT_UIDS, used only when it is
+# started without --uids): 10001 is the trusted test process, 10002 the untrusted candidate. The
+# host always passes --uids (a range of its own per container, phi_eval/sandbox/uids.py
+# sandbox_uids: the test process's uid first, then one candidate uid per sample), and those uids
+# need no name: nothing in the sandbox looks a user up. No shell, no home.
+chroot "$ROOT" /usr/sbin/groupadd -g 10001 tester
+chroot "$ROOT" /usr/sbin/useradd -u 10001 -g 10001 -M -d /nonexistent -s /usr/sbin/nologin tester
+chroot "$ROOT" /usr/sbin/groupadd -g 10002 candidate
+chroot "$ROOT" /usr/sbin/useradd -u 10002 -g 10002 -M -d /nonexistent -s /usr/sbin/nologin candidate
 chroot "$ROOT" /usr/bin/python3 -c 'import json, os, resource, signal, sys; assert sys.version_info[:2] == (3, 11)'
 
 mkdir -p "$(dirname "$OUT")"

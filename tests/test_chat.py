@@ -276,7 +276,7 @@ def test_train_in_chat_then_run_evaluates_the_checkpoint_in_chat(chat_model: Pat
                                                                   tmp_path: Path) -> None:
     from transformers import AutoTokenizer
 
-    from phi_eval.train import encode, task_examples
+    from phi_eval.train_data import encode, task_examples
 
     tok = AutoTokenizer.from_pretrained(chat_model)
     examples, _ = task_examples("mbpp", "train", mbpp_path, "chat", tok, "Be exact.")

@@ -182,7 +182,7 @@ def test_a_candidate_on_part_of_the_tasks_is_refused_without_allow_subset(subset
 
 def test_allow_subset_compares_every_figure_on_the_shared_tasks(subset: Path) -> None:
     from phi_eval.metrics import run_pass_at_k
-    from phi_eval.report import read_results
+    from phi_eval.runfolder import read_results
 
     code, doc = gate(str(GOOD), str(subset), "--allow-subset", "--metric", "pass@1", "--metric", "pass@10")
     assert code == 1 and doc["subset"] is True and doc["compared_tasks"] == 5

@@ -179,7 +179,7 @@ def test_workers_zero_means_one_per_core_in_both_executors() -> None:
 
 def test_jsonl_lines_end_at_newline_only_and_odd_text_round_trips(tmp_path: Path) -> None:
     """U+2028/U+2029/U+0085 raw or escaped, a lone surrogate: read, executed, written, read back."""
-    from phi_eval import runfolder
+    from phi_eval import files
     from phi_eval.samples import read_samples
     from phi_eval.tasks import get_task
 
@@ -195,8 +195,8 @@ def test_jsonl_lines_end_at_newline_only_and_odd_text_round_trips(tmp_path: Path
     samples = read_samples(path, problems)
     assert [s.completion for s in samples] == [odd, odd, "\ud800"]
     out = tmp_path / "copy.jsonl"
-    runfolder.write_jsonl(out, (s.to_json() for s in samples))
-    assert [r["completion"] for r in runfolder.iter_jsonl(out)] == [odd, odd, "\ud800"]
+    files.write_jsonl(out, (s.to_json() for s in samples))
+    assert [r["completion"] for r in files.iter_jsonl(out)] == [odd, odd, "\ud800"]
     assert [s.completion for s in read_samples(out, problems)] == [odd, odd, "\ud800"]
     # the control: splitting on every Unicode line break (what read_samples did) tears these lines
     assert len(out.read_text(encoding="utf-8").splitlines()) > 3
@@ -411,14 +411,7 @@ def test_runner_failures_are_retried_then_not_executed(tmp_path: Path) -> None:
     good = build_job(task, p, p.reference, 1)
     starts: list[str] = []
     with DockerExecutor(workers=1) as ex:
-        real_start = ex._new_slot
-
-        def counting(index: int):  # counts the fresh containers (a wrapper, not a stand-in)
-            slot = real_start(index)
-            starts.append(slot.container.id)
-            return slot
-
-        ex._new_slot = counting
+        ex.on_start = lambda slot: starts.append(slot.container.id)  # counts the fresh containers
         out: list = []
         ex.run([broken, good], out.append)
     by_id = {r.id: r for r in out}
@@ -446,7 +439,7 @@ def test_not_executed_samples_are_not_scored_and_exit_3(tmp_path: Path) -> None:
     results[0] |= {"passed": False, "outcome": "sandbox_error", "detail": "not executed after 4 tries: container exited"}
     (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in results))
     (run / "metrics.json").unlink()
-    from phi_eval import pipeline
+    from phi_eval import finish
     from phi_eval.config import RunConfig
     from phi_eval.errors import PhiEvalError
     from phi_eval.tasks import get_task
@@ -454,7 +447,7 @@ def test_not_executed_samples_are_not_scored_and_exit_3(tmp_path: Path) -> None:
     task = get_task("humaneval")
     problems = task.load(None, None)[0][:2]
     with pytest.raises(PhiEvalError, match="1 of 4 samples could not be executed") as info:
-        pipeline.finish_run(RunConfig(task="humaneval"), task, problems, run, 0.0)
+        finish.finish_run(RunConfig(task="humaneval"), task, problems, run, 0.0)
     assert info.value.exit_code == 3
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["not_executed"] == 1 and metrics["num_samples"] == 3
@@ -502,18 +495,18 @@ def test_full_disk_is_one_line_and_tears_nothing(tmp_path: Path, small_disk: Pat
 
 
 def test_appender_cuts_a_failed_batch_back_off(tmp_path: Path, small_disk: Path) -> None:
-    from phi_eval import runfolder
+    from phi_eval import files
     from phi_eval.errors import PhiEvalError
 
     path = small_disk / "results.jsonl"
-    with runfolder.JsonlAppender(path) as out:
+    with files.JsonlAppender(path) as out:
         out.write([{"i": 0}])
         with pytest.raises(PhiEvalError, match="no space left"):
             for i in range(1000):
                 out.write([{"i": i, "pad": "x" * 1000}])
     read_lines(path)
     path.write_bytes(path.read_bytes() + b'{"torn": ')  # and a line torn by a kill is cut on open
-    with runfolder.JsonlAppender(path) as out:
+    with files.JsonlAppender(path) as out:
         pass
     assert read_lines(path)[0] == {"i": 0}
 

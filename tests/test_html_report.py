@@ -20,7 +20,8 @@ import pytest
 
 from phi_eval import html_report
 from phi_eval.html_report import render_html
-from phi_eval.report import read_run, write_run_report
+from phi_eval.report import write_run_report
+from phi_eval.runfolder import read_run
 
 RUNS = Path(__file__).resolve().parent / "data" / "runs"
 GOOD, BAD = RUNS / "humaneval-reference", RUNS / "humaneval-tiny-broken"
@@ -201,8 +202,8 @@ def test_controls_show_each_wall_stops_a_real_attack(tmp_path: Path, monkeypatch
     assert not _pwned(dump(page(tmp_path, [hostile], "raw-json-csp.html", csp=True)))
     monkeypatch.undo()
 
-    as_markup = html_report._JS.replace('e.textContent = attrs[k]', 'e.innerHTML = attrs[k]')
-    assert as_markup != html_report._JS
-    monkeypatch.setattr(html_report, "_JS", as_markup)
+    as_markup = html_report.JS.replace('e.textContent = attrs[k]', 'e.innerHTML = attrs[k]')
+    assert as_markup != html_report.JS
+    monkeypatch.setattr(html_report, "JS", as_markup)
     assert _pwned(dump(page(tmp_path, [hostile], "markup.html", csp=False)))
     assert not _pwned(dump(page(tmp_path, [hostile], "markup-csp.html", csp=True)))

@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 from phi_eval.cli import app
 from phi_eval.errors import PhiEvalError
 from phi_eval.leaderboard import find_runs, leaderboard_markdown
-from phi_eval.report import read_results, write_run_report
+from phi_eval.report import write_run_report
+from phi_eval.runfolder import read_results
 
 HERE = Path(__file__).resolve().parent
 RUNS = HERE / "data" / "runs"
@@ -353,7 +354,7 @@ def test_leaderboard_json_is_grouped_and_never_names_a_run_samples(mixed: Path) 
 
 
 def test_run_folder_writers_give_every_file_the_same_mode(tmp_path: Path) -> None:
-    from phi_eval.runfolder import JsonlAppender, write_json, write_text
+    from phi_eval.files import JsonlAppender, write_json, write_text
 
     old = os.umask(0o022)
     try:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from phi_eval import runfolder
+from phi_eval import files, runfolder
 from phi_eval.errors import PhiEvalError
 from phi_eval.samples import read_samples
 from phi_eval.tasks import get_task
@@ -77,14 +77,14 @@ def test_existing_run_folder_is_refused_then_resumed_or_forced(tmp_path: Path) -
 def test_appender_drops_a_torn_last_line(tmp_path: Path) -> None:
     path = tmp_path / "samples.jsonl"
     path.write_text('{"a": 1}\n{"a": 2')  # killed mid-write
-    assert [r["a"] for r in runfolder.iter_jsonl(path)] == [1]
-    with runfolder.JsonlAppender(path) as out:
+    assert [r["a"] for r in files.iter_jsonl(path)] == [1]
+    with files.JsonlAppender(path) as out:
         out.write([{"a": 3}])
-    assert [r["a"] for r in runfolder.iter_jsonl(path)] == [1, 3]
+    assert [r["a"] for r in files.iter_jsonl(path)] == [1, 3]
 
 
 def test_write_json_is_atomic(tmp_path: Path) -> None:
     path = tmp_path / "metrics.json"
-    runfolder.write_json(path, {"x": 1})
+    files.write_json(path, {"x": 1})
     assert json.loads(path.read_text()) == {"x": 1}
     assert list(tmp_path.iterdir()) == [path]

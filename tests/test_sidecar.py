@@ -10,8 +10,8 @@ from pathlib import Path
 
 from phi_eval.checks import analyze
 from phi_eval.execution import ResultWriter, check_key, verdict_fields
+from phi_eval.files import JsonlAppender
 from phi_eval.jobs import ExecResult
-from phi_eval.runfolder import JsonlAppender
 from phi_eval.samples import Sample
 from phi_eval.sidecar import Sidecar
 from phi_eval.tasks import get_task

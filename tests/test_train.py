@@ -258,7 +258,7 @@ def test_force_never_deletes_the_checkpoint_it_resumes_from(tiny_phi: Path, mbpp
 def test_labels_cover_only_the_completion_and_eos(tiny_phi: Path):
     from transformers import AutoTokenizer
 
-    from phi_eval.train import IGNORE, Collator, Example, encode
+    from phi_eval.train_data import IGNORE, Collator, Example, encode
 
     tok = AutoTokenizer.from_pretrained(tiny_phi)
     ex = Example('"""\nAdd two numbers.\n"""\n', "def add(a, b):\n    return a + b\n", "t")
@@ -284,7 +284,7 @@ def test_labels_cover_only_the_completion_and_eos(tiny_phi: Path):
 
 
 def test_completion_closes_what_the_prompt_opened():
-    from phi_eval.train import completion_for
+    from phi_eval.train_data import completion_for
 
     assert completion_for('"""\ntask\n"""\n', "def f():\r\n  return 1\n\n") == "def f():\n  return 1\n"
     assert completion_for('```python\n"""task"""\n', "x = 1") == "x = 1\n```\n"
@@ -296,7 +296,7 @@ def test_completion_closes_what_the_prompt_opened():
 def test_mbpp_train_split_shares_nothing_with_humaneval(mbpp_path: Path):
     """A property of the real data the guard must keep: no false alarms between the two benchmarks."""
     from phi_eval.contamination import build_eval_index, find_overlaps
-    from phi_eval.train import task_examples
+    from phi_eval.train_data import task_examples
 
     examples, _ = task_examples("mbpp", "train", mbpp_path, "phi-1")
     index = build_eval_index(["humaneval"])

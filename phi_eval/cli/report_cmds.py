@@ -65,7 +65,7 @@ def report(
         _write(out, "--out", lambda: leaderboard_markdown(readable, warn=None))
     if html is not None:
         from phi_eval.html_report import render_html
-        from phi_eval.report import read_run
+        from phi_eval.runfolder import read_run
 
         _write(html, "--html", lambda: render_html([read_run(d) for d in readable], title="phi-eval leaderboard"))
     if as_json:
@@ -78,7 +78,7 @@ def report(
 
 
 def _write(path: Path, flag: str, text: Any) -> None:
-    from phi_eval.runfolder import write_text
+    from phi_eval.files import write_text
 
     body = text()
     try:
@@ -124,7 +124,8 @@ def compare(
     as_json: Json = False,
 ) -> None:
     """Gate a candidate run on a baseline: exit 0 when it holds, 1 on a drop over --max-drop, 2 on usage errors."""
-    from phi_eval.compare import compare_runs, comparison_table, verdict_line
+    from phi_eval.compare import compare_runs
+    from phi_eval.compare_table import comparison_table, verdict_line
 
     try:
         cmp = compare_runs(

@@ -111,7 +111,7 @@ def check() -> None:
         try:
             with DockerExecutor(workers=1, image=tag) as executor:
                 executor.run([job], results.append)
-                said = str(executor._slots[0].ready.get("runner", "")) if executor._slots else ""
+                said = next((str(r.get("runner", "")) for r in executor.ready_lines()), "")
         except PhiEvalError as exc:
             line(False, "smoke test", str(exc))
         else:

@@ -13,7 +13,10 @@ the parked container gets its normal weight back and becomes a spare for the nex
 What counts is the CPU time the sample's container has used, read from its cgroup on the host,
 not wall time: on a loaded machine an honest sample can take a second of wall time on a few
 milliseconds of CPU, and it must never be parked for that. Where the cgroup cannot be read (a
-remote engine), nothing is parked.
+remote engine, or a local runner, which has no cgroup of its own), nothing is parked.
+
+The `Parking` part of the pool (phi_eval/sandbox/pool.py) below does it: it waits for the head
+sample's CPU time, hands its slot to a thread of its own at PARKED_SHARES, and gives the worker a spare.
 
 The threshold is generous on purpose: a correct solution slower than its task's canonical one
 must not lose its pass by being starved. Parking starts at PARK_FACTOR x the task's reference time
@@ -24,11 +27,19 @@ bench/measure_reference_times.py), and never before max(PARK_MIN_S, timeout x PA
 from __future__ import annotations
 
 import json
+import queue
+import threading
+import time
+from collections import deque
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from phi_eval.jobs import ExecJob
+from phi_eval.jobs import ExecJob, ExecResult
+
+if TYPE_CHECKING:
+    from phi_eval.sandbox.protocol import Slot
 
 PARK_FACTOR = 20.0
 PARK_MIN_S = 0.5
@@ -92,3 +103,94 @@ def cpu_seconds(path: Path) -> float | None:
         if line.startswith("usage_usec "):
             return int(line.split()[1]) / 1e6
     return None
+
+
+class Parking:
+    """How phi_eval.sandbox.pool.Pool parks a sample (mixed into it: the pool's state and its worker
+    loop `_work` are the ones used here). A slot whose cpu_s() is None is never parked."""
+
+    park: bool
+    parks: int
+    workers: int
+    _lock: threading.Lock
+    _closed: bool
+    _parked: int
+    _spares: list[Slot]
+    _parked_slots: set[Slot]
+    _starting_spare: bool
+    _slots: list[Slot]
+
+    def _work(self, index: int, slot: Slot, work: queue.SimpleQueue[ExecJob],
+              done: queue.SimpleQueue[ExecResult | BaseException], stop: threading.Event,
+              parked: deque[ExecJob] | None = None, parked_since: float = 0.0) -> None:
+        raise NotImplementedError
+
+    def _new_slot(self, index: int) -> Slot:
+        raise NotImplementedError
+
+    def _may_park(self, head: ExecJob, slot: Slot, since: float) -> bool:
+        """Wait for `head` until its runner has used the park time in CPU; True (a place
+        reserved) when it is to be parked, False once it answered or could not get there in time."""
+        limit = park_after_s(head)
+        if not self.park or limit >= head.timeout_s:
+            return False
+        cpu0 = slot.cpu_s()
+        if cpu0 is None:
+            return False
+        end = since + head.timeout_s
+        wait = since + limit - time.monotonic()  # CPU time never runs ahead of wall time
+        while not slot.answer_ready(wait):
+            used = (slot.cpu_s() or cpu0) - cpu0
+            if used >= limit:
+                with self._lock:
+                    if self._closed or self._parked >= MAX_PARKED_PER_WORKER * self.workers:
+                        return False
+                    self._parked += 1
+                    self.parks += 1
+                return True
+            wait = limit - used
+            if time.monotonic() + wait >= end:
+                return False
+        return False
+
+    def _park_out(self, index: int, slot: Slot, pending: deque[ExecJob], since: float,
+                  done: queue.SimpleQueue[ExecResult | BaseException], stop: threading.Event) -> None:
+        slot.set_cpu_shares(PARKED_SHARES)
+        with self._lock:
+            self._parked_slots.add(slot)
+        threading.Thread(
+            target=self._work, args=(index, slot, queue.SimpleQueue(), done, stop),
+            kwargs={"parked": pending, "parked_since": since}, daemon=True, name=f"phi-eval-parked-{index}",
+        ).start()
+
+    def _spare_slot(self, index: int) -> Slot:
+        """A started slot for a worker whose own was parked; another is started in the background
+        for the next park, so a worker waits for a start only the first time."""
+        with self._lock:
+            spare = self._spares.pop() if self._spares else None
+            more = not self._closed and not self._spares and not self._starting_spare
+            self._starting_spare = self._starting_spare or more
+        if more:
+            threading.Thread(target=self._start_spare, args=(index,), daemon=True).start()
+        return spare if spare is not None else self._new_slot(index)
+
+    def _start_spare(self, index: int) -> None:
+        try:
+            slot = self._new_slot(index)
+        except Exception:  # noqa: BLE001 - a spare is an optimisation; the next park starts its own
+            with self._lock:
+                self._starting_spare = False
+            return
+        with self._lock:
+            self._spares.append(slot)
+            self._starting_spare = False
+
+    def _unpark(self, slot: Slot, holds_place: bool) -> None:
+        """A drained parked runner: back to full weight, a spare for the next park."""
+        slot.set_cpu_shares(NORMAL_SHARES)
+        with self._lock:
+            self._parked -= holds_place
+            self._parked_slots.discard(slot)
+            if not self._closed and slot in self._slots:
+                self._spares.append(slot)
+
