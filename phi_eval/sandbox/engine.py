@@ -115,30 +115,16 @@ IPC_SYSCTLS = {
 }
 
 
-def engine_cpus(client: DockerClient) -> int:
-    """How many CPUs the engine runs containers on (0 where it does not say)."""
-    try:
-        return max(0, int(client.info().get("NCPU") or 0))
-    except Exception:  # noqa: BLE001 - no pinning then, never a failed run
-        return 0
-
-
 def container_options(
     image: str, memory_mb: int, *, pids_limit: int = 256, owner: str = "",
-    uids: tuple[int, int, int] | None = None, cpu: int | None = None,
+    uids: tuple[int, int, int] | None = None,
 ) -> dict[str, Any]:
     """The hardening every sandbox container gets (README.md, "The sandbox"); `uids` is the
-    container's own range (UidRanges), by default the first range of this process.
-
-    `cpu` pins the container to one CPU. A sample is a ping-pong between the test process and the
-    candidate (a round trip per call the tests make); on one CPU each hand-over is a local switch,
-    while spread over two it is a cross-CPU wake-up, which on a VM costs more than the work. One
-    container per CPU: 12% more throughput on the 1,640-sample benchmark, up to 40% per call."""
+    container's own range (UidRanges), by default the first range of this process."""
     from docker.types import LogConfig, Ulimit
 
     test_uid, cand_uid, n_cand = uids or sandbox_uids(os.getpid() % PROCESS_BLOCKS, 0)
-    pinned = {"cpuset_cpus": str(cpu)} if cpu is not None else {}
-    return pinned | {
+    return {
         "image": image,
         "command": [*RUNNER_CMD, "--uids", f"{test_uid},{cand_uid},{n_cand}"],
         "stdin_open": True,
