@@ -16,7 +16,7 @@ from phi_eval.errors import PhiEvalError
 from phi_eval.files import iter_jsonl, read_json, write_json, write_jsonl
 
 if TYPE_CHECKING:
-    from phi_eval.train import TrainConfig
+    from phi_eval.train_config import TrainConfig
 
 STATE_FILE = "trainer_state.json"
 LOG_FILE = "train_log.jsonl"

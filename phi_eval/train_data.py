@@ -20,7 +20,7 @@ from phi_eval.errors import PhiEvalError
 from phi_eval.files import BadLine, records, split_lines
 
 if TYPE_CHECKING:
-    from phi_eval.train import TrainConfig
+    from phi_eval.train_config import TrainConfig
 
 IGNORE = -100  # the label value cross-entropy skips
 Example = TrainItem  # one type for a training pair, shared with the contamination guard

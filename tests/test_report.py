@@ -396,7 +396,7 @@ def test_train_hint_is_a_command_that_parses(tmp_path: Path) -> None:
     import shlex
 
     from phi_eval.cli.train_cmds import eval_hint
-    from phi_eval.train import TrainConfig
+    from phi_eval.train_config import TrainConfig
 
     data = tmp_path / "my data" / "mbpp.jsonl"
     hint = eval_hint(TrainConfig(model="m", out=tmp_path / "ckpt", task="mbpp", data=data), tmp_path / "ckpt")

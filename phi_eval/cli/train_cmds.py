@@ -10,7 +10,7 @@ import typer
 from phi_eval.cli.app import app, friendly
 
 if TYPE_CHECKING:
-    from phi_eval.train import TrainConfig
+    from phi_eval.train_config import TrainConfig
 
 
 @app.command("train")
@@ -81,7 +81,8 @@ def train_cmd(
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide the progress bar.")] = False,
 ) -> None:
     """Fine-tune a Phi model exercise-style (loss on completions only) with Accelerate."""
-    from phi_eval.train import TrainConfig, train
+    from phi_eval.train import train
+    from phi_eval.train_config import TrainConfig
 
     cfg = TrainConfig(
         model=model,

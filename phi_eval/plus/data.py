@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from phi_eval.errors import PhiEvalError
+from phi_eval.files import read_data_jsonl
 
 REQUIRED = ("task_id", "prompt", "entry_point", "canonical_solution", "base_input", "plus_input", "atol")
 RELEASE_URL = "https://github.com/evalplus/{repo}_release/releases/download/{version}/{name}.jsonl.gz"
@@ -76,8 +77,6 @@ def version_of(path: Path, source: dict[str, Any]) -> str | None:
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
     """An EvalPlus release file's rows, each checked for the fields the tasks need."""
-    from phi_eval.tasks import read_data_jsonl
-
     rows = read_data_jsonl(path)
     for lineno, row in enumerate(rows, 1):
         missing = [k for k in REQUIRED if not isinstance(row, dict) or k not in row]
