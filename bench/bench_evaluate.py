@@ -116,13 +116,21 @@ def _env() -> dict:
     return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
+def _iter_jsonl(path: Path):  # noqa: ANN202
+    """The product's reader (lines end at \n only), imported from this checkout."""
+    sys.path.insert(0, str(ROOT))
+    from phi_eval.files import iter_jsonl
+
+    return iter_jsonl(path)
+
+
 def phi_verdicts(out: Path) -> dict[tuple[str, int], bool]:
-    rows = (json.loads(line) for line in (out / "results.jsonl").read_text().splitlines())
+    rows = _iter_jsonl(out / "results.jsonl")
     return {(r["task_id"], r["completion_id"]): bool(r["passed"]) for r in rows}
 
 
 def he_verdicts(samples: Path) -> dict[tuple[str, int], bool]:
-    rows = (json.loads(line) for line in Path(f"{samples}_results.jsonl").read_text().splitlines())
+    rows = _iter_jsonl(Path(f"{samples}_results.jsonl"))
     return {(r["task_id"], r["completion_id"]): bool(r["passed"]) for r in rows}
 
 

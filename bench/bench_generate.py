@@ -157,8 +157,9 @@ def run_cli(args: argparse.Namespace, out_dir: Path) -> dict:
         env["CUDA_VISIBLE_DEVICES"] = ""
     subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, env=env)
     raw = {}
-    for line in (out_dir / "samples.jsonl").read_text().splitlines():
-        rec = json.loads(line)
+    from phi_eval.files import iter_jsonl  # lines end at \n only: model text may hold U+2028
+
+    for rec in iter_jsonl(out_dir / "samples.jsonl"):
         raw[rec["task_id"]] = rec.get("raw", rec["completion"])
     return {"raw": raw}
 

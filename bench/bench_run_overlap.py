@@ -11,7 +11,6 @@ Both sides must produce the same samples and the same verdicts.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -23,6 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PHI_EVAL = str(Path(sys.executable).parent / "phi-eval")
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+from phi_eval.files import iter_jsonl  # noqa: E402
 
 
 def _timed(cmd: list[str]) -> float:
@@ -35,7 +37,7 @@ def _timed(cmd: list[str]) -> float:
 
 
 def _rows(path: Path, keys: tuple[str, ...]) -> list[tuple]:
-    rows = (json.loads(line) for line in path.read_text().splitlines())
+    rows = iter_jsonl(path)  # lines end at \n only: model text may hold U+2028 and the like
     return sorted(tuple(r[k] for k in keys) for r in rows)
 
 
@@ -77,7 +79,7 @@ def main() -> None:
             assert _rows(run_dir / "samples.jsonl", keys) == _rows(gen_dir / "samples.jsonl", keys), "samples differ"
             keys = ("task_id", "completion_id", "passed", "outcome")
             assert _rows(run_dir / "results.jsonl", keys) == _rows(eval_dir / "results.jsonl", keys), "verdicts differ"
-        samples = len((tmp / "run0" / "samples.jsonl").read_text().splitlines())
+        samples = sum(1 for _ in iter_jsonl(tmp / "run0" / "samples.jsonl"))
     ratio = statistics.median(sequential) / statistics.median(overlapped)
     print(f"{samples} samples (n={args.n}), tiny Phi hidden {args.hidden}, {args.layers} layers; same samples and "
           f"verdicts on both sides")
