@@ -25,8 +25,9 @@ console = Console(stderr=True)
 
 
 
-def get_generator(cfg: RunConfig, problems: Sequence[Problem]) -> Generator:
-    """The model backend, imported only when chosen."""
+def get_generator(cfg: RunConfig, problems: Sequence[Problem], spare_cores: int = 0) -> Generator:
+    """The model backend, imported only when chosen; `spare_cores` are left to the sandbox running
+    beside it (the hf backend on CPU)."""
     if cfg.model == "reference":
         from phi_eval.generate.reference import ReferenceGenerator
 
@@ -39,7 +40,7 @@ def get_generator(cfg: RunConfig, problems: Sequence[Problem]) -> Generator:
         raise PhiEvalError(f"unknown backend {cfg.backend!r}; choose hf or vllm")
     from phi_eval.generate.hf import HFGenerator
 
-    return HFGenerator(cfg.model, dtype=cfg.dtype, revision=cfg.revision)
+    return HFGenerator(cfg.model, dtype=cfg.dtype, revision=cfg.revision, spare_cores=spare_cores)
 
 
 def _prompts(cfg: RunConfig, task: Task, problems: Sequence[Problem], setup: PromptSetup) -> dict[str, str]:

@@ -9,6 +9,7 @@ The stages it wires: phi_eval.draw (draw the samples), the evaluation stage here
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -226,6 +227,15 @@ def run(cfg: RunConfig, *, evaluate: bool = True) -> Path:
     return run_dir
 
 
+def _sandbox_cores(cfg: RunConfig) -> int:
+    """The cores the sandbox's workers take on this machine while the model generates (none where
+    the engines are elsewhere); the model's CPU threads get the rest, at least one."""
+    if cfg.docker_hosts and all(not h.startswith("unix://") for h in cfg.docker_hosts):
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(cores, cfg.workers or cores)
+
+
 def _generate_and_execute(cfg: RunConfig, task: Task, problems: Sequence[Problem], source: DataSource,
                           run_dir: Path, lock: runfolder.RunLock) -> Path:
     """`run`: the sandbox starts while the model loads, and executes each generated batch while the
@@ -239,7 +249,7 @@ def _generate_and_execute(cfg: RunConfig, task: Task, problems: Sequence[Problem
                          memory_mb=task.memory_mb)
         try:
             warm.connected()  # no engine: one line, before the model loads
-            generator = get_generator(cfg, problems)
+            generator = get_generator(cfg, problems, spare_cores=_sandbox_cores(cfg))
             setup = prompt_setup_of(cfg, task, generator)
             run_dir = _open_run(cfg, _config_record(cfg, task, source, generator, setup), run_dir, lock)
             executor = warm.get()

@@ -431,3 +431,27 @@ def test_cache_argument_found_under_either_name(gen: HFGenerator) -> None:
     assert cache_kwarg(Neither()) is None
     assert prefill_unsupported_reason(gen.model) is None
     assert gen.info()["kv_cache"] == "in-place, chunked prefill"
+
+
+def test_spare_cores_go_to_the_sandbox(tiny_phi: Path) -> None:
+    """`run` leaves the sandbox's cores to it: torch's CPU threads get the rest, at least one."""
+    import os
+
+    import torch
+
+    from phi_eval.config import RunConfig
+    from phi_eval.pipeline import _sandbox_cores
+
+    cores = len(os.sched_getaffinity(0))
+    before = torch.get_num_threads()
+    try:
+        HFGenerator(str(tiny_phi), dtype="float32", show_progress=False, spare_cores=cores)
+        assert torch.get_num_threads() == 1
+        HFGenerator(str(tiny_phi), dtype="float32", show_progress=False)
+        assert torch.get_num_threads() == cores
+    finally:
+        torch.set_num_threads(before)
+    assert _sandbox_cores(RunConfig(task="humaneval", model="m", workers=1)) == 1
+    assert _sandbox_cores(RunConfig(task="humaneval", model="m", workers=0)) == cores  # 0: one per core
+    assert _sandbox_cores(RunConfig(task="humaneval", model="m", workers=2,
+                                    docker_hosts=("tcp://elsewhere:2375",))) == 0

@@ -43,9 +43,13 @@ class HFGenerator:
         device: str | None = None,
         memory_limit_mb: float | None = None,
         show_progress: bool = True,
+        spare_cores: int = 0,
     ) -> None:
         """`memory_limit_mb`: the working memory one batch may use (default: half the free RAM on
-        CPU, unlimited on CUDA where a real OOM is caught); a batch over it backs off like an OOM."""
+        CPU, unlimited on CUDA where a real OOM is caught); a batch over it backs off like an OOM.
+        `spare_cores`: cores left to something else running beside the model on this machine (the
+        sandbox, when `run` executes while it generates): torch's threads on CPU get the rest."""
+        self.spare_cores = spare_cores
         self.model_name = str(model)
         self.revision = revision
         self.show_progress = show_progress
@@ -80,7 +84,9 @@ class HFGenerator:
         self.dtype_name = self._resolve_dtype(dtype)
         if self.device.type == "cpu":
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-            torch.set_num_threads(max(1, cores // self.state.num_processes))
+            # Beside a busy sandbox, more threads than free cores make torch's threads wait on each
+            # other and on the sandbox (measured: `run` 2x slower with 2 threads than 1 on 2 cores).
+            torch.set_num_threads(max(1, (cores - self.spare_cores) // self.state.num_processes))
 
         config = loading.load_config(source, self.model_name, self.revision, self._local_only)
         self.num_parameters = loading.count_parameters(config)
