@@ -50,6 +50,11 @@ def require_evalplus() -> str:
     return python
 
 
+# `evalplus.evaluate`, the console script its README runs, as its own file does it: the depth it
+# calls a sample at (which decides where a recursion fails) is that of the command users run.
+CONSOLE_SCRIPT = "import sys; from evalplus.evaluate import main; sys.argv[0] = 'evalplus.evaluate'; sys.exit(main())"
+
+
 def run_evalplus(python: str, dataset: str, data: Path, samples: Path, cache: Path, parallel: int = 2,
                  timeout: float = 1800) -> tuple[dict[str, list[dict[str, Any]]], float]:
     """`evalplus.evaluate` on `samples` against `data` -> (task_id -> its samples' results in file
@@ -60,7 +65,7 @@ def run_evalplus(python: str, dataset: str, data: Path, samples: Path, cache: Pa
     env["HUMANEVAL_OVERRIDE_PATH" if dataset == "humaneval" else "MBPP_OVERRIDE_PATH"] = str(data)
     start = time.perf_counter()
     proc = subprocess.run(
-        [python, "-m", "evalplus.evaluate", "--dataset", dataset, "--samples", str(samples),
+        [python, "-c", CONSOLE_SCRIPT, "--dataset", dataset, "--samples", str(samples),
          "--parallel", str(parallel), "--i_just_wanna_run"],
         env=env, capture_output=True, text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL,
     )
