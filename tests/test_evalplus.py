@@ -22,6 +22,7 @@ import pytest
 from evalplus_support import (
     MBPP_PLUS,
     build_humaneval_plus,
+    environment_samples,
     mbpp_subset,
     read_jsonl,
     require_evalplus,
@@ -329,6 +330,34 @@ def test_mbpp_plus_verdicts_equal_evalplus(tmp_path: Path) -> None:
     tally = _compare("mbpp", "mbpp-plus", data, rows, tmp_path, loops={"Mbpp/3"})
     # The samples must tell the cases apart: some pass both, some base only, some neither.
     assert tally["plus"] >= len(rows) - 1 and tally["differ"] >= 3 and tally["base"] < 6 * len(rows)
+
+
+@pytest.mark.docker
+def test_environment_and_time_limits_equal_evalplus(tmp_path: Path) -> None:
+    """Samples that pass or fail only by what evalplus's process gives a sample (stdin, open(),
+    exit, stdout, stack and recursion depth), and MBPP+ 630's canonical solution, whose answers
+    (up to 59,049 lists) take longer to carry out of the sandbox than to compute."""
+    python = require_evalplus()
+    data = mbpp_subset(tmp_path / "MbppPlus-env.jsonl", ["Mbpp/3", "Mbpp/630"])
+    rows = {r["task_id"]: r for r in read_jsonl(data)}
+    samples = environment_samples(rows["Mbpp/3"])
+    samples.append({"task_id": "Mbpp/630", "kind": "canonical",
+                    "solution": rows["Mbpp/630"]["prompt"] + rows["Mbpp/630"]["canonical_solution"]})
+    path = write_jsonl(tmp_path / "samples.jsonl", samples)
+    theirs, _ = run_evalplus(python, "mbpp", data, path, tmp_path / "evalplus-cache")
+    ours = _phi_eval("mbpp-plus", data, path, tmp_path / "run")
+    seen: dict[str, int] = {}
+    got, want = {}, {}
+    for s in samples:
+        i = seen.get(s["task_id"], 0)
+        seen[s["task_id"]] = i + 1
+        t, o = theirs[s["task_id"]][i], ours[s["task_id"]][i]
+        want[s["kind"]] = (t["base_status"] == "pass", t["base_status"] == t["plus_status"] == "pass")
+        got[s["kind"]] = (o["passed_base"], o["passed"], o["detail"][:100])
+    assert {k: v[:2] for k, v in got.items()} == want, got
+    # the samples tell the rules apart (evalplus's verdicts, as measured)
+    assert not want["reads_stdin_at_top"][0] and not want["writes_a_file"][0] and not want["recurses_970"][0]
+    assert want["recurses_969"] == want["deep_cached_recursion"] == want["main_block"] == (True, True)
 
 
 @pytest.mark.docker
