@@ -201,6 +201,21 @@ def test_part_timeout_is_evalplus_with_carrying() -> None:
     assert 62.5 < part_timeout([80.0], big) < 65  # and what carrying a 1 MB answer costs
 
 
+def test_evalplus_jobs_are_never_parked() -> None:
+    """A parked container runs at a low CPU weight; an EvalPlus part's calls are timed against
+    limits of their own, so parking one (MBPP+ 599's extra inputs take 40 s) failed them."""
+    from phi_eval.plus.checker import encode, plus_jobs
+    from phi_eval.sandbox.parking import park_after_s
+
+    jobs = plus_jobs(task_id="Mbpp/599", completion_id=0, candidate="def f(n):\n    return n\n", entry_point="f",
+                     dataset="mbpp", base_input=([1],), plus_input=tuple([n] for n in range(100)), atol=0,
+                     expected={"base": [encode(1)], "base_time": [0.1], "plus": [encode(n) for n in range(100)],
+                               "plus_time": [2.0] * 100},
+                     memory_mb=4096)
+    assert [j.parkable for j in jobs] == [False, False]
+    assert all(park_after_s(j, {"Mbpp/599": 0.004}) >= j.timeout_s for j in jobs)
+
+
 def test_candidate_starts_in_evalplus_environment(tmp_path: Path) -> None:
     """The job's program sets up what evalplus's reliability_guard and swallow_io give a sample
     (stdin that raises, no open(), stdout dropped, the recursion depth evalplus allows), after the

@@ -147,6 +147,7 @@ def plus_jobs(*, task_id: str, completion_id: int, candidate: str, entry_point: 
             entry_point=entry_point,
             timeout_s=timeout_s,
             memory_mb=memory_mb,
+            parkable=False,  # its calls are timed against their limits: it keeps its share of the CPU
         ))
     return jobs
 
