@@ -31,6 +31,9 @@ class ExecJob:
     # The only names the tests may take from the candidate (with entry_point); every other name the
     # tests use is the test process's own (builtins, the prelude's imports) or a NameError.
     candidate_names: tuple[str, ...] = ()
+    # False where the tests time each call against a limit of their own (EvalPlus): a parked
+    # sample runs slower, so it would fail those limits (phi_eval/sandbox/parking.py never parks it)
+    parkable: bool = True
 
     def to_json(self) -> dict:
         """The fields as a plain dict (not dataclasses.asdict, which deep-copies every value: a

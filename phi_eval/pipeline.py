@@ -121,7 +121,7 @@ def _plus_expected(cfg: RunConfig, problems: Sequence[Problem], run_dir: Path) -
 
     sha = (files.read_json(run_dir / runfolder.CONFIG).get("data") or {}).get("sha256")
     items = [(p.task_id, p.entry_point or "", p.plus) for p in problems]
-    return expected_outputs(items, sha, workers=cfg.workers, say=console.print)
+    return expected_outputs(items, sha, say=console.print)
 
 
 def job_plan(cfg: RunConfig, task: Task, problems: Sequence[Problem], run_dir: Path,

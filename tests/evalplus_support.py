@@ -50,6 +50,11 @@ def require_evalplus() -> str:
     return python
 
 
+# `evalplus.evaluate`, the console script its README runs, as its own file does it: the depth it
+# calls a sample at (which decides where a recursion fails) is that of the command users run.
+CONSOLE_SCRIPT = "import sys; from evalplus.evaluate import main; sys.argv[0] = 'evalplus.evaluate'; sys.exit(main())"
+
+
 def run_evalplus(python: str, dataset: str, data: Path, samples: Path, cache: Path, parallel: int = 2,
                  timeout: float = 1800) -> tuple[dict[str, list[dict[str, Any]]], float]:
     """`evalplus.evaluate` on `samples` against `data` -> (task_id -> its samples' results in file
@@ -60,7 +65,7 @@ def run_evalplus(python: str, dataset: str, data: Path, samples: Path, cache: Pa
     env["HUMANEVAL_OVERRIDE_PATH" if dataset == "humaneval" else "MBPP_OVERRIDE_PATH"] = str(data)
     start = time.perf_counter()
     proc = subprocess.run(
-        [python, "-m", "evalplus.evaluate", "--dataset", dataset, "--samples", str(samples),
+        [python, "-c", CONSOLE_SCRIPT, "--dataset", dataset, "--samples", str(samples),
          "--parallel", str(parallel), "--i_just_wanna_run"],
         env=env, capture_output=True, text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL,
     )
@@ -293,3 +298,53 @@ def samples_for(rows: list[dict[str, Any]], loops: set[str] = frozenset()) -> li
         for kind, solution in kinds.items():
             samples.append({"task_id": r["task_id"], "solution": solution, "kind": kind})
     return samples
+
+
+# ------------------------------------------------------------------ samples: the sample's environment and limits
+
+_DEPTH_PROBE = """
+def _phi_depth_left():
+    n = [0]
+
+    def down():
+        n[0] += 1
+        down()
+
+    try:
+        down()
+    except RecursionError:
+        pass
+    return n[0]
+"""
+
+
+def environment_samples(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """Samples of one task (a correct program apart from what each kind does) that only pass or
+    fail by the environment evalplus gives a sample: its stdin, open(), stdout, exit, its stack
+    and recursion depth.  Each a `solution`, with a `kind`."""
+    entry = row["entry_point"]
+    program = row["prompt"] + row["canonical_solution"]
+
+    def around(body: str, head: str = "") -> str:
+        lines = "\n".join("    " + line for line in body.strip("\n").split("\n"))
+        return f"{head}{program}\n_phi_orig = {entry}\n\ndef {entry}(*args):\n{lines}\n"
+
+    out = {
+        "reads_stdin_at_top": program + "\nimport sys\n_phi_data = sys.stdin.read()\n",
+        "iterates_stdin_at_top": program + "\nimport sys\nfor _phi_line in sys.stdin:\n    pass\n",
+        "input_eof_caught": around("try:\n    input()\nexcept EOFError:\n    pass\nreturn _phi_orig(*args)"),
+        "writes_a_file": around("with open('phi.txt', 'w') as fh:\n    fh.write('1')\nreturn _phi_orig(*args)"),
+        "getcwd": around("import os\nos.getcwd()\nreturn _phi_orig(*args)"),
+        "exit_at_top_unreached": program + "\nif False:\n    exit()\n",
+        "exit_called": around("exit()\nreturn _phi_orig(*args)"),
+        "prints_a_lot": around("for _ in range(2000):\n    print('x' * 100)\nreturn _phi_orig(*args)"),
+        "main_block": program + "\nif __name__ == '__main__':\n    raise SystemExit(1)\n",
+        # recursion: evalplus (run as `evalplus.evaluate`) lets a call recurse 969 deep, not 970
+        "recurses_969": around("return _phi_orig(*args) if _phi_depth_left() >= 969 else None", _DEPTH_PROBE),
+        "recurses_970": around("return _phi_orig(*args) if _phi_depth_left() >= 970 else None", _DEPTH_PROBE),
+        # a deep recursion through C (lru_cache) needs the stack evalplus raises to 4 GiB
+        "deep_cached_recursion": around(
+            "import functools, sys\nsys.setrecursionlimit(100000)\n\n@functools.lru_cache(None)\n"
+            "def down(n):\n    return 0 if n == 0 else 1 + down(n - 1)\n\ndown(20000)\nreturn _phi_orig(*args)"),
+    }
+    return [{"task_id": row["task_id"], "solution": code, "kind": kind} for kind, code in out.items()]

@@ -22,6 +22,7 @@ import pytest
 from evalplus_support import (
     MBPP_PLUS,
     build_humaneval_plus,
+    environment_samples,
     mbpp_subset,
     read_jsonl,
     require_evalplus,
@@ -146,6 +147,101 @@ def test_judge_follows_evalplus_rules() -> None:
     assert judge("humaneval", "find_zero", [[1, 1]], -1.0, -1.0, 1e-6)[0] is None  # never recorded
 
 
+def _check(inputs: list, expected: list, limits: list[float], candidate: Any) -> None:
+    """The checker's check() on one part, run here with `candidate` standing in for the proxy."""
+    from phi_eval.plus.checker import CHECKER, encode
+
+    spec = {"dataset": "mbpp", "entry": "f", "part": "plus", "atol": 0, "inputs": [encode(list(a)) for a in inputs],
+            "expected": [encode(e) for e in expected], "limits": limits}
+    ns: dict[str, Any] = {"_SPEC": json.dumps(spec)}
+    exec(CHECKER, ns)
+    ns["check"](candidate)
+
+
+def test_time_limit_bounds_the_call_not_carrying_its_answer() -> None:
+    """evalplus times the call in the process that makes it; here a call is a round trip that also
+    carries the answer back, and that part is not held against the candidate."""
+    import time
+
+    ns = _checker_ns()
+    big = [[i, i + 1, i + 2] for i in range(150_000)]  # MBPP+ 630's answers are this large
+
+    def carries(*args: Any) -> Any:  # answers at once; carrying the answer takes a while
+        ns["_transport"]([1], big)
+        return big
+
+    carry = min(ns["_transport"]([1], big) for _ in range(2))
+    assert carry > 0.1
+    _check([[1]], [big], [carry / 3], carries)  # the round trip is over the limit, the call is not
+
+    def slow(*args: Any) -> Any:  # the control: a call that is itself over its limit
+        time.sleep(carry)
+        return 3
+
+    with pytest.raises(AssertionError, match="ran past its time limit"):
+        _check([[1]], [3], [carry / 2], slow)
+
+    def hangs(*args: Any) -> Any:
+        time.sleep(30)
+
+    start = time.perf_counter()
+    with pytest.raises(AssertionError, match="ran past its time limit of 0.20s"):
+        _check([[1]], [3], [0.2], hangs)
+    assert time.perf_counter() - start < 0.2 + 0.1 + 0.15  # the alarm: the limit and a small allowance
+
+
+def test_part_timeout_is_evalplus_with_carrying() -> None:
+    from phi_eval.plus.checker import encode, part_timeout
+
+    small = [encode(1)] * 3
+    assert part_timeout([1.0, 1.0, 1.0], small) == pytest.approx(5.0, abs=0.01)  # min(60, 3) + 2
+    assert part_timeout([1.0] * 100, [encode(1)] * 100) == pytest.approx(62.0, abs=0.3)  # capped at 60
+    assert part_timeout([1.0] * 100, [encode(1)] * 100, cap_s=10) == pytest.approx(12.0, abs=0.3)
+    big = [encode([[i] * 3 for i in range(60_000)])]
+    assert 62.5 < part_timeout([80.0], big) < 65  # and what carrying a 1 MB answer costs
+
+
+def test_evalplus_jobs_are_never_parked() -> None:
+    """A parked container runs at a low CPU weight; an EvalPlus part's calls are timed against
+    limits of their own, so parking one (MBPP+ 599's extra inputs take 40 s) failed them."""
+    from phi_eval.plus.checker import encode, plus_jobs
+    from phi_eval.sandbox.parking import park_after_s
+
+    jobs = plus_jobs(task_id="Mbpp/599", completion_id=0, candidate="def f(n):\n    return n\n", entry_point="f",
+                     dataset="mbpp", base_input=([1],), plus_input=tuple([n] for n in range(100)), atol=0,
+                     expected={"base": [encode(1)], "base_time": [0.1], "plus": [encode(n) for n in range(100)],
+                               "plus_time": [2.0] * 100},
+                     memory_mb=4096)
+    assert [j.parkable for j in jobs] == [False, False]
+    assert all(park_after_s(j, {"Mbpp/599": 0.004}) >= j.timeout_s for j in jobs)
+
+
+def test_candidate_starts_in_evalplus_environment(tmp_path: Path) -> None:
+    """The job's program sets up what evalplus's reliability_guard and swallow_io give a sample
+    (stdin that raises, no open(), stdout dropped, the recursion depth evalplus allows), after the
+    docstring and `from __future__` imports, leaving no name behind."""
+    from phi_eval.plus.candidate import RECURSION_HEADROOM, program
+
+    source = ('"""Write a function."""\nfrom __future__ import annotations\nimport sys\n\n'
+              'def probe() -> list:\n    out = []\n'
+              '    for act in (lambda: sys.stdin.read(), lambda: input(), lambda: open("x", "w"), lambda: os.getcwd(),\n'
+              '                lambda: __import__("resource")):\n'
+              '        try:\n            act()\n            out.append("ok")\n'
+              '        except BaseException as exc:\n            out.append(type(exc).__name__)\n'
+              '    return out\n\n'
+              'import os\nprint("dropped")\n'
+              'sys.__stdout__.write(repr([probe(), sys.getrecursionlimit(), sorted(k for k in globals() if k[0] != "_")]))\n')
+    prog = program(source)
+    assert prog.startswith('"""Write a function."""\nfrom __future__ import annotations\n__import__(')
+    assert program("def f(:\n") == "def f(:\n"  # a syntax error is the sandbox's to report
+    proc = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    probe, limit, names = eval(proc.stdout)  # noqa: S307 - our own subprocess's repr
+    assert probe == ["OSError", "OSError", "TypeError", "TypeError", "ModuleNotFoundError"]
+    assert limit == sys.getrecursionlimit() - RECURSION_HEADROOM and names == ["annotations", "os", "probe", "sys"]
+    assert not (tmp_path / "x").exists()
+
+
 def test_mbpp_deserialisation_rules_cover_every_special_task() -> None:
     from phi_eval.plus.data import deserialise
 
@@ -189,7 +285,7 @@ def test_expected_outputs_are_cached_per_data_file(tmp_path: Path, monkeypatch: 
     path = mbpp_subset(tmp_path / "sub.jsonl", ["Mbpp/2", "Mbpp/124"])
     problems, source = get_task("mbpp-plus").load(path)
     items = [(p.task_id, p.entry_point, p.plus) for p in problems]
-    first = groundtruth.expected_outputs(items, source.sha256, workers=1)
+    first = groundtruth.expected_outputs(items, source.sha256)
     assert groundtruth.cache_file(source.sha256).is_file()
     assert len(first["Mbpp/2"]["plus"]) == len(problems[0].plus.plus_input)
 
@@ -197,7 +293,7 @@ def test_expected_outputs_are_cached_per_data_file(tmp_path: Path, monkeypatch: 
         raise AssertionError("recomputed")
 
     monkeypatch.setattr(groundtruth, "_run_task", boom)
-    assert groundtruth.expected_outputs(items, source.sha256, workers=1) == first
+    assert groundtruth.expected_outputs(items, source.sha256) == first
 
 
 # ------------------------------------------------------------------ fidelity against evalplus 0.3.1
@@ -249,6 +345,34 @@ def test_mbpp_plus_verdicts_equal_evalplus(tmp_path: Path) -> None:
     tally = _compare("mbpp", "mbpp-plus", data, rows, tmp_path, loops={"Mbpp/3"})
     # The samples must tell the cases apart: some pass both, some base only, some neither.
     assert tally["plus"] >= len(rows) - 1 and tally["differ"] >= 3 and tally["base"] < 6 * len(rows)
+
+
+@pytest.mark.docker
+def test_environment_and_time_limits_equal_evalplus(tmp_path: Path) -> None:
+    """Samples that pass or fail only by what evalplus's process gives a sample (stdin, open(),
+    exit, stdout, stack and recursion depth), and MBPP+ 630's canonical solution, whose answers
+    (up to 59,049 lists) take longer to carry out of the sandbox than to compute."""
+    python = require_evalplus()
+    data = mbpp_subset(tmp_path / "MbppPlus-env.jsonl", ["Mbpp/3", "Mbpp/630"])
+    rows = {r["task_id"]: r for r in read_jsonl(data)}
+    samples = environment_samples(rows["Mbpp/3"])
+    samples.append({"task_id": "Mbpp/630", "kind": "canonical",
+                    "solution": rows["Mbpp/630"]["prompt"] + rows["Mbpp/630"]["canonical_solution"]})
+    path = write_jsonl(tmp_path / "samples.jsonl", samples)
+    theirs, _ = run_evalplus(python, "mbpp", data, path, tmp_path / "evalplus-cache")
+    ours = _phi_eval("mbpp-plus", data, path, tmp_path / "run")
+    seen: dict[str, int] = {}
+    got, want = {}, {}
+    for s in samples:
+        i = seen.get(s["task_id"], 0)
+        seen[s["task_id"]] = i + 1
+        t, o = theirs[s["task_id"]][i], ours[s["task_id"]][i]
+        want[s["kind"]] = (t["base_status"] == "pass", t["base_status"] == t["plus_status"] == "pass")
+        got[s["kind"]] = (o["passed_base"], o["passed"], o["detail"][:100])
+    assert {k: v[:2] for k, v in got.items()} == want, got
+    # the samples tell the rules apart (evalplus's verdicts, as measured)
+    assert not want["reads_stdin_at_top"][0] and not want["writes_a_file"][0] and not want["recurses_970"][0]
+    assert want["recurses_969"] == want["deep_cached_recursion"] == want["main_block"] == (True, True)
 
 
 @pytest.mark.docker

@@ -66,6 +66,8 @@ def reference_times() -> Mapping[str, float]:
 
 def park_after_s(job: ExecJob, reference: Mapping[str, float] | None = None) -> float:
     """Seconds `job` may run before it is parked; its timeout (never parked) when that is sooner."""
+    if not job.parkable:
+        return job.timeout_s
     reference = reference_times() if reference is None else reference
     floor = max(PARK_MIN_S, job.timeout_s * PARK_MIN_FRACTION)
     ref = reference.get(job.id.rsplit("#", 1)[0])
