@@ -41,7 +41,7 @@ class ExecJob:
         return {
             "id": self.id, "candidate": self.candidate, "prelude": self.prelude, "tests": self.tests,
             "entry_point": self.entry_point, "timeout_s": self.timeout_s, "memory_mb": self.memory_mb,
-            "candidate_names": self.candidate_names,
+            "candidate_names": self.candidate_names, "parkable": self.parkable,
         }
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from phi_eval.errors import PhiEvalError
+from phi_eval.files import write_text
 from phi_eval.plus.checker import encode_expected
 from phi_eval.plus.data import PlusData, cache_root
 
@@ -103,7 +103,5 @@ def expected_outputs(items: Sequence[tuple[str, str, PlusData]], sha256: str,
                 raise PhiEvalError(f"{task_id}: {res['error']}; is this EvalPlus data?")
             cached[task_id] = res
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps({"format": CACHE_FORMAT, "tasks": cached}), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text(path, json.dumps({"format": CACHE_FORMAT, "tasks": cached}))  # atomic: a second run reads all or none
     return {task_id: cached[task_id] for task_id, _, _ in items}
