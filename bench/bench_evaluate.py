@@ -30,6 +30,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from phi_eval.files import iter_jsonl  # noqa: E402 - lines end at \n only (model text may hold U+2028)
+
 VENV_BIN = Path(sys.executable).parent
 MIX = {"canonical": 1038, "wrong": 328, "raise": 164, "loop": 110}
 
@@ -116,21 +120,13 @@ def _env() -> dict:
     return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
-def _iter_jsonl(path: Path):  # noqa: ANN202
-    """The product's reader (lines end at \n only), imported from this checkout."""
-    sys.path.insert(0, str(ROOT))
-    from phi_eval.files import iter_jsonl
-
-    return iter_jsonl(path)
-
-
 def phi_verdicts(out: Path) -> dict[tuple[str, int], bool]:
-    rows = _iter_jsonl(out / "results.jsonl")
+    rows = iter_jsonl(out / "results.jsonl")
     return {(r["task_id"], r["completion_id"]): bool(r["passed"]) for r in rows}
 
 
 def he_verdicts(samples: Path) -> dict[tuple[str, int], bool]:
-    rows = _iter_jsonl(Path(f"{samples}_results.jsonl"))
+    rows = iter_jsonl(Path(f"{samples}_results.jsonl"))
     return {(r["task_id"], r["completion_id"]): bool(r["passed"]) for r in rows}
 
 
