@@ -64,6 +64,13 @@ class JobPlan:
             memory_mb=self.task.memory_mb, cap_s=self.timeout_s, sources=self._sources,
         )
 
+    def prepare(self, samples: Iterable[Sample]) -> None:
+        """Build what the samples' jobs share ahead (an EvalPlus task's test texts, from its inputs
+        and expected outputs), e.g. while the sandbox starts, rather than after it is ready."""
+        if self.expected:
+            for sample in {s.task_id: s for s in samples}.values():
+                self.jobs(sample)
+
     def order(self, wave: list[ExecJob], part_of: Mapping[str, tuple[Sample, int]]) -> list[ExecJob]:
         """EvalPlus waves run longest first (by the canonical solution's time on the job's inputs),
         so no long job starts last while the other workers idle; other tasks keep their order."""

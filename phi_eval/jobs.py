@@ -34,6 +34,9 @@ class ExecJob:
     # False where the tests time each call against a limit of their own (EvalPlus): a parked
     # sample runs slower, so it would fail those limits (phi_eval/sandbox/parking.py never parks it)
     parkable: bool = True
+    # The environment the candidate process starts the program in (sandbox/runner/envs.py), e.g.
+    # "evalplus": the stdin, stdout, disabled functions and recursion depth evalplus gives a sample
+    env: str | None = None
 
     def to_json(self) -> dict:
         """The fields as a plain dict (not dataclasses.asdict, which deep-copies every value: a
@@ -41,7 +44,7 @@ class ExecJob:
         return {
             "id": self.id, "candidate": self.candidate, "prelude": self.prelude, "tests": self.tests,
             "entry_point": self.entry_point, "timeout_s": self.timeout_s, "memory_mb": self.memory_mb,
-            "candidate_names": self.candidate_names, "parkable": self.parkable,
+            "candidate_names": self.candidate_names, "parkable": self.parkable, "env": self.env,
         }
 
 

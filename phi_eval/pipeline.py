@@ -139,11 +139,13 @@ def job_plan(cfg: RunConfig, task: Task, problems: Sequence[Problem], run_dir: P
 
 
 def evaluate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], samples: Sequence[Sample],
-                     run_dir: Path, *, executor: Any = None, sidecar: Any = None) -> dict[str, Any]:
+                     run_dir: Path, *, executor: Any = None, warm: Any = None, sidecar: Any = None) -> dict[str, Any]:
     """Execute every sample in the sandbox, write results.jsonl, metrics.json and report.md.
 
     The model-card checks and the report run in a sidecar process while the sandbox executes
-    (phi_eval/sidecar.py); `executor` may be one already started (evaluate starts it while reading).
+    (phi_eval/sidecar.py); `executor` may be one already started, `warm` a WarmStart still starting
+    one (evaluate starts it while reading): the checks are queued and the jobs built before waiting
+    for it, so that neither the sidecar nor this process idles while the containers start.
     A sample with two jobs (EvalPlus: base, then extra inputs) runs them in two waves over the pool:
     the extra inputs only for samples that passed the base ones."""
     import contextlib
@@ -167,14 +169,18 @@ def evaluate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], sa
             sidecar = stack.enter_context(Sidecar())
         if executor is not None:
             stack.enter_context(executor)
+        if warm is not None:
+            stack.callback(warm.close)  # whatever it started, should anything below fail
         if todo:
             sidecar.submit_checks((check_key(by_id[s.task_id], s) for s in todo),
                                   cfg.allowed_imports or task.allowed_imports)
             sidecar.preload_plotting()
+            plan = job_plan(cfg, task, problems, run_dir, (s.task_id for s in todo))
+            plan.prepare(todo)
             if executor is None:
                 executor = stack.enter_context(
-                    get_executor(cfg.sandbox, workers=cfg.workers, docker_hosts=list(cfg.docker_hosts)))
-            plan = job_plan(cfg, task, problems, run_dir, (s.task_id for s in todo))
+                    warm.get() if warm is not None
+                    else get_executor(cfg.sandbox, workers=cfg.workers, docker_hosts=list(cfg.docker_hosts)))
             with files.JsonlAppender(results_path) as out, _progress() as progress:
                 bar = progress.add_task("executing", total=len(todo), status="")
                 passed = 0
@@ -329,7 +335,6 @@ def evaluate_file(cfg: RunConfig, samples_path: Path) -> Path:
             samples_out = run_dir / runfolder.SAMPLES
             if not samples_out.exists():  # whole or not at all
                 files.write_jsonl(samples_out, (s.to_json() for s in samples))
-            executor = warm.get() if warm is not None else None
         except BaseException:
             if warm is not None:
                 warm.close()
@@ -337,7 +342,7 @@ def evaluate_file(cfg: RunConfig, samples_path: Path) -> Path:
                 lock.release()
             raise
         try:
-            evaluate_samples(cfg, task, problems, samples, run_dir, executor=executor, sidecar=sidecar)
+            evaluate_samples(cfg, task, problems, samples, run_dir, warm=warm, sidecar=sidecar)
         finally:
             lock.release()
     return run_dir

@@ -50,7 +50,7 @@ def _checker_ns() -> dict[str, Any]:
     """The checker's functions, run here as the sandbox's test process runs them."""
     from phi_eval.plus.checker import CHECKER
 
-    ns: dict[str, Any] = {"_SPEC": json.dumps({})}
+    ns: dict[str, Any] = {"_SPEC": {}}
     exec(CHECKER, ns)
     return ns
 
@@ -153,9 +153,9 @@ def _check(inputs: list, expected: list, limits: list[float], candidate: Any) ->
 
     spec = {"dataset": "mbpp", "entry": "f", "part": "plus", "atol": 0, "inputs": [encode(list(a)) for a in inputs],
             "expected": [encode(e) for e in expected], "limits": limits}
-    ns: dict[str, Any] = {"_SPEC": json.dumps(spec)}
+    ns: dict[str, Any] = {"_SPEC": spec}
     exec(CHECKER, ns)
-    ns["check"](candidate)
+    ns["_check_part"](candidate)
 
 
 def test_time_limit_bounds_the_call_not_carrying_its_answer() -> None:
@@ -217,11 +217,12 @@ def test_evalplus_jobs_are_never_parked() -> None:
 
 
 def test_candidate_starts_in_evalplus_environment(tmp_path: Path) -> None:
-    """The job's program sets up what evalplus's reliability_guard and swallow_io give a sample
-    (stdin that raises, no open(), stdout dropped, the recursion depth evalplus allows), after the
-    docstring and `from __future__` imports, leaving no name behind."""
-    from phi_eval.plus.candidate import RECURSION_HEADROOM, program
+    """The sandbox's `evalplus` environment (which EvalPlus jobs name) gives the program what
+    evalplus's reliability_guard and swallow_io give a sample (stdin that raises, no open(), stdout
+    dropped, the recursion depth evalplus allows) and leaves no name in its globals."""
+    from phi_eval.plus.checker import plus_jobs
 
+    runner_dir = Path(__file__).resolve().parent.parent / "sandbox"
     source = ('"""Write a function."""\nfrom __future__ import annotations\nimport sys\n\n'
               'def probe() -> list:\n    out = []\n'
               '    for act in (lambda: sys.stdin.read(), lambda: input(), lambda: open("x", "w"), lambda: os.getcwd(),\n'
@@ -231,15 +232,35 @@ def test_candidate_starts_in_evalplus_environment(tmp_path: Path) -> None:
               '    return out\n\n'
               'import os\nprint("dropped")\n'
               'sys.__stdout__.write(repr([probe(), sys.getrecursionlimit(), sorted(k for k in globals() if k[0] != "_")]))\n')
-    prog = program(source)
-    assert prog.startswith('"""Write a function."""\nfrom __future__ import annotations\n__import__(')
-    assert program("def f(:\n") == "def f(:\n"  # a syntax error is the sandbox's to report
-    proc = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    # as the candidate process runs it: the environment applied, then the program, as it is
+    driver = (f"import sys; sys.path.insert(0, {str(runner_dir)!r}); from runner import envs; "
+              "src = sys.stdin.read(); limit = sys.getrecursionlimit(); envs.apply('evalplus'); "
+              "exec(compile(src, '<candidate>', 'exec'), {'__name__': '__candidate__'}); "
+              "sys.__stdout__.write(repr(limit - envs.RECURSION_HEADROOM))")
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", driver], input=source, capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    probe, limit, names = eval(proc.stdout)  # noqa: S307 - our own subprocess's repr
+    body, _, want_limit = proc.stdout.rpartition("]")
+    probe, limit, names = eval(body + "]")  # noqa: S307 - our own subprocess's repr
     assert probe == ["OSError", "OSError", "TypeError", "TypeError", "ModuleNotFoundError"]
-    assert limit == sys.getrecursionlimit() - RECURSION_HEADROOM and names == ["annotations", "os", "probe", "sys"]
+    assert limit == int(want_limit) and names == ["annotations", "os", "probe", "sys"]
     assert not (tmp_path / "x").exists()
+    # EvalPlus's jobs ask for it; the program itself goes unchanged
+    jobs = plus_jobs(task_id="Mbpp/2", completion_id=0, candidate=source, entry_point="probe", dataset="mbpp",
+                     base_input=((),), plus_input=(), atol=0, memory_mb=512,
+                     expected={"base": [[]], "base_time": [0.1], "plus": [], "plus_time": []})
+    assert [(j.env, j.candidate) for j in jobs] == [("evalplus", source)] * 2
+    # and the runner refuses an environment it does not have
+    sys.path.insert(0, str(runner_dir))
+    try:
+        from runner.verdict import check_job
+    finally:
+        sys.path.remove(str(runner_dir))
+    job = {"id": "x", "candidate": "", "timeout_s": 1, "memory_mb": 64}
+    check_job({**job, "env": "evalplus"})
+    check_job({**job, "env": None})
+    with pytest.raises(ValueError, match="'env' must be one of"):
+        check_job({**job, "env": "nope"})
 
 
 def test_mbpp_deserialisation_rules_cover_every_special_task() -> None:

@@ -159,9 +159,10 @@ def analyze(
     try:
         with warnings.catch_warnings():  # bandit re-parses (SyntaxWarning) and loads plugins (deprecations)
             warnings.simplefilter("ignore")
-            imports, allowed_only = import_verdict(program.tree, first, allowed_set)
-            findings = security_findings(program.tree, program.source, first)
-            apis = find_hallucinated_apis(program.tree, first)
+            nodes = list(ast.walk(program.tree))  # one walk, shared by every rule (same order)
+            imports, allowed_only = import_verdict(program.tree, first, allowed_set, nodes)
+            findings = security_findings(program.tree, program.source, first, nodes)
+            apis = find_hallucinated_apis(program.tree, first, nodes)
     except (RecursionError, MemoryError, ValueError) as exc:
         result = _empty(True, _describe(exc, program.offset))
         return _unchecked(result, completion, f"could not be analysed ({result['parse_error']})", allowed_set)

@@ -14,6 +14,7 @@ import importlib.util
 import sys
 import types
 import warnings
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 # Importing these does something (opens a browser, prints, starts Tk demos): never import them.
@@ -55,10 +56,10 @@ def _attr(obj: object, owner: str, attr: str) -> object:
     return _MISSING
 
 
-def _rebound_names(tree: ast.AST) -> set[str]:
+def _rebound_names(nodes: Iterable[ast.AST]) -> set[str]:
     """Names the program assigns or defines itself; an alias rebound like this is not a module."""
     names: set[str] = set()
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
             names.add(node.id)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -80,11 +81,13 @@ def _chain(node: ast.Attribute) -> tuple[str, list[tuple[str, int]]] | None:
     return current.id, attrs[::-1]
 
 
-def find_hallucinated_apis(tree: ast.AST, first_line: int = 1) -> list[str]:
-    """Sorted "module.attr" names read at or after `first_line` that the real module lacks."""
+def find_hallucinated_apis(tree: ast.AST, first_line: int = 1, nodes: Sequence[ast.AST] | None = None) -> list[str]:
+    """Sorted "module.attr" names read at or after `first_line` that the real module lacks.
+    `nodes`: ast.walk(tree) as a list (breadth first), where the caller has it already."""
+    nodes = list(ast.walk(tree)) if nodes is None else nodes
     aliases: dict[str, str] = {}  # local name -> stdlib module it is bound to
     found: set[str] = set()
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if _is_stdlib(alias.name):
@@ -103,12 +106,12 @@ def find_hallucinated_apis(tree: ast.AST, first_line: int = 1) -> list[str]:
                     found.add(f"{node.module}.{alias.name}")
                 elif isinstance(value, types.ModuleType):
                     aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
-    for name in _rebound_names(tree):
+    for name in _rebound_names(nodes):
         aliases.pop(name, None)
     if not aliases:
         return sorted(found)
     inner: set[int] = set()  # ids of attributes inside a longer chain, walked with their outermost
-    for node in ast.walk(tree):  # breadth first: an outer attribute comes before its inner ones
+    for node in nodes:  # breadth first: an outer attribute comes before its inner ones
         if not isinstance(node, ast.Attribute) or id(node) in inner:
             continue
         if isinstance(node.value, ast.Attribute):

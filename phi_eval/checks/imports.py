@@ -10,7 +10,7 @@ which is never allowed: a check that a model can evade with string building is n
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 DYNAMIC = "<dynamic>"  # an import whose module name is computed at run time
 RELATIVE = "."  # `from . import x`: meaningless in a standalone program, never allowed
@@ -47,10 +47,10 @@ def _const_str(node: ast.AST) -> str | None:
     return None
 
 
-def _importlib_aliases(tree: ast.AST) -> tuple[set[str], set[str]]:
+def _importlib_aliases(nodes: Iterable[ast.AST]) -> tuple[set[str], set[str]]:
     """Names bound to the importlib module, and names bound to its import functions."""
     modules, funcs = {"importlib"}, set(_IMPORT_FUNCS)
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name == "importlib" and alias.asname:
@@ -83,11 +83,14 @@ def _dynamic_import_name(call: ast.Call, modules: set[str], funcs: set[str]) -> 
     return name or DYNAMIC
 
 
-def find_imports(tree: ast.AST, first_line: int = 1, _depth: int = 0) -> list[tuple[str, int]]:
-    """(full module name, line) for every import at or after `first_line`, in source order."""
-    modules, funcs = _importlib_aliases(tree)
+def find_imports(tree: ast.AST, first_line: int = 1, _depth: int = 0,
+                 nodes: Sequence[ast.AST] | None = None) -> list[tuple[str, int]]:
+    """(full module name, line) for every import at or after `first_line`, in source order.
+    `nodes`: ast.walk(tree) as a list, where the caller has it already."""
+    nodes = list(ast.walk(tree)) if nodes is None else nodes
+    modules, funcs = _importlib_aliases(nodes)
     found: list[tuple[str, int]] = []
-    for node in ast.walk(tree):
+    for node in nodes:
         line = getattr(node, "lineno", 0)
         if line < first_line:
             continue
@@ -116,9 +119,10 @@ def find_imports(tree: ast.AST, first_line: int = 1, _depth: int = 0) -> list[tu
     return found
 
 
-def import_verdict(tree: ast.AST | None, first_line: int, allowed: frozenset[str]) -> tuple[list[str], bool]:
+def import_verdict(tree: ast.AST | None, first_line: int, allowed: frozenset[str],
+                   nodes: Sequence[ast.AST] | None = None) -> tuple[list[str], bool]:
     """Sorted top-level names imported from `first_line` on, and whether all are allowed."""
     if tree is None:
         return [], True
-    names = sorted({top_level(name) for name, _ in find_imports(tree, first_line)})
+    names = sorted({top_level(name) for name, _ in find_imports(tree, first_line, nodes=nodes)})
     return names, all(name in allowed for name in names)

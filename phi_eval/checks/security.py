@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import io
 import logging
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -236,13 +237,14 @@ def _traversal(func: ast.FunctionDef | ast.AsyncFunctionDef) -> list[tuple[int, 
     params |= {a.arg for a in (args.vararg, args.kwarg) if a is not None}
     if not params:
         return []
-    calls = [n for n in ast.walk(func) if isinstance(n, ast.Call)]
+    inside = list(ast.walk(func))
+    calls = [n for n in inside if isinstance(n, ast.Call)]
     attrs = {n.func.attr for n in calls if isinstance(n.func, ast.Attribute)}
     if attrs & _NORMALISE and attrs & _CONTAIN:
         return []
     tainted: dict[str, bool] = dict.fromkeys(params, False)  # name -> built from pieces
     assigns = sorted(
-        (n for n in ast.walk(func) if isinstance(n, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and n.value),
+        (n for n in inside if isinstance(n, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and n.value),
         key=lambda n: n.lineno,
     )
     for _ in range(2):  # two passes reach a fixed point for the short chains code exercises have
@@ -382,10 +384,11 @@ class _InputVisitor(ast.NodeVisitor):
         self.generic_visit(node)
 
 
-def own_findings(tree: ast.AST, first_line: int = 1) -> list[dict[str, Any]]:
-    """The project's AST rules (PHI1xx traversal, PHI2xx error handling, PHI3xx input validation)."""
+def own_findings(tree: ast.AST, first_line: int = 1, nodes: Sequence[ast.AST] | None = None) -> list[dict[str, Any]]:
+    """The project's AST rules (PHI1xx traversal, PHI2xx error handling, PHI3xx input validation).
+    `nodes`: ast.walk(tree) as a list, where the caller has it already."""
     raw: list[tuple[str, str, int, str, str]] = []
-    for node in ast.walk(tree):
+    for node in ast.walk(tree) if nodes is None else nodes:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             raw += [("directory_traversal", "PHI101", *item) for item in _traversal(node)]
         elif isinstance(node, ast.ExceptHandler):
@@ -414,8 +417,9 @@ def own_findings(tree: ast.AST, first_line: int = 1) -> list[dict[str, Any]]:
     return out
 
 
-def security_findings(tree: ast.AST, source: str, first_line: int = 1) -> list[dict[str, Any]]:
+def security_findings(tree: ast.AST, source: str, first_line: int = 1,
+                      nodes: Sequence[ast.AST] | None = None) -> list[dict[str, Any]]:
     """All findings at or after `first_line`, sorted by line (absolute line numbers)."""
-    found = bandit_findings(source, first_line) + own_findings(tree, first_line)
+    found = bandit_findings(source, first_line) + own_findings(tree, first_line, nodes)
     found.sort(key=lambda f: (f["line"], f["rule"]))
     return found

@@ -5,7 +5,7 @@
 - groundtruth.py: the expected outputs and reference times, from each task's canonical solution
   on the host (trusted code, never the candidate's), cached per data file hash;
 - checker.py: the trusted test code a sample's two jobs run (base inputs, extra inputs), each in
-  its own candidate process as EvalPlus runs them, with EvalPlus's comparison rules and limits;
-- candidate.py: the sample's program, started in the environment evalplus gives a sample (its
-  stdin, stdout, disabled functions, stack and recursion depth).
+  its own candidate process as EvalPlus runs them, with EvalPlus's comparison rules and limits, in
+  the environment evalplus gives a sample (its stdin, stdout, disabled functions, stack and
+  recursion depth: the sandbox's `evalplus` environment, sandbox/runner/envs.py).
 """

@@ -20,12 +20,12 @@ sample of that task passes there, and none does here.
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 from typing import Any
 
 from phi_eval.jobs import ExecJob, job_id
-from phi_eval.plus.candidate import program
 
 MIN_TIME_LIMIT_S = 1.0  # evalplus.config.DEFAULT_MIN_TIME_LIMIT
 TIME_LIMIT_FACTOR = 4.0  # evalplus.config.DEFAULT_GT_TIME_LIMIT_FACTOR
@@ -119,42 +119,58 @@ def tests_source(dataset: str, entry_point: str, part: str, inputs: list, expect
         "expected": expected,
         "limits": time_limits(ref_times),
     }
-    return "_SPEC = " + json.dumps(json.dumps(spec, separators=(",", ":"))) + "\n" + CHECKER
+    text = json.dumps(spec, separators=(",", ":"))  # ASCII, one line
+    # A raw literal carries JSON as it is (no second escaping): JSON never holds three quotes in a
+    # row (a quote inside a string is always escaped) and always ends in "}".
+    literal = f'r"""{text}"""' if '"""' not in text else json.dumps(text)
+    return f"_SPEC = _json.loads({literal})\n"
+
+
+def parts_of(tests: str, entry_point: str) -> tuple[str, str]:
+    """(prelude, tests) of a job: the checker itself as the prelude, which the test process compiles
+    once and keeps (it is the same text for every job), and the job's data as its tests.  Where the
+    entry point has a name the checker defines, the checker goes into the tests, after T has taken
+    the entry point's name away from the prelude's names."""
+    if entry_point in CHECKER_NAMES:
+        return "", CHECKER + tests + _RUN
+    return CHECKER, tests + _RUN
 
 
 def plus_jobs(*, task_id: str, completion_id: int, candidate: str, entry_point: str, dataset: str,
               base_input: tuple, plus_input: tuple, atol: float, expected: dict[str, Any], memory_mb: int,
-              cap_s: float | None = None, sources: dict[tuple[str, str], tuple[str, float]] | None = None,
+              cap_s: float | None = None, sources: dict[tuple[str, str], tuple[str, str, float]] | None = None,
               ) -> list[ExecJob]:
     """A sample's two jobs (base inputs, extra inputs), ids `<task>#<n>/base` and `/plus`.
-    `sources` shares one test text and timeout per (task, part) among a task's samples."""
+    `sources` shares one prelude, test text and timeout per (task, part) among a task's samples."""
     sources = {} if sources is None else sources
-    candidate = program(candidate)  # started as evalplus starts it (phi_eval.plus.candidate)
     jobs = []
     for part, inputs in zip(PARTS, (base_input, plus_input), strict=True):
         if (task_id, part) not in sources:
             times = expected[f"{part}_time"]
             sources[(task_id, part)] = (
-                tests_source(dataset, entry_point, part, list(inputs), expected[part], times, atol),
+                *parts_of(tests_source(dataset, entry_point, part, list(inputs), expected[part], times, atol),
+                          entry_point),
                 part_timeout(time_limits(times), expected[part], cap_s),
             )
-        tests, timeout_s = sources[(task_id, part)]
+        prelude, tests, timeout_s = sources[(task_id, part)]
         jobs.append(ExecJob(
             id=f"{job_id(task_id, completion_id)}/{part}",
             candidate=candidate,
-            prelude="",
+            prelude=prelude,
             tests=tests,
             entry_point=entry_point,
             timeout_s=timeout_s,
             memory_mb=memory_mb,
             parkable=False,  # its calls are timed against their limits: it keeps its share of the CPU
+            env="evalplus",  # started as evalplus starts a sample (sandbox/runner/envs.py)
         ))
     return jobs
 
 
-# The checker, run by the sandbox's trusted test process after `_SPEC = "<json>"`.  Every name it
-# uses is defined here or a builtin (a name the tests leave undefined would be looked up in the
-# candidate), and no line starts with `assert`.  T calls check(<proxy of the entry point>).
+# The checker, run by the sandbox's trusted test process as a job's prelude (see parts_of); the job's
+# tests then set `_SPEC` (the part's data) and define check().  Every name it uses is defined here
+# or a builtin (a name the tests leave undefined would be looked up in the candidate), and no line
+# starts with `assert`.  T calls check(<proxy of the entry point>).
 CHECKER = r'''
 import builtins as _builtins
 import json as _json
@@ -163,7 +179,6 @@ import pickle as _pickle
 import signal as _signal
 import time as _time
 
-_SPEC = _json.loads(_SPEC)
 _NUM = (bool, int, float, complex)
 _SLACK_S = 0.1  # the alarm's allowance for a round trip's fixed cost (pipes, scheduling) ...
 _CARRY_FACTOR = 6.0  # ... and for carrying the answer: this many times decoding the expected one
@@ -366,6 +381,10 @@ def _where(part, i, entry, inp):
     return f"{part} input #{i}: {entry}({_show(inp, 200)[1:-1]})"
 
 
+def _late(part, i, entry, inp, limit):
+    return f"{_where(part, i, entry, inp)} ran past its time limit of {limit:.2f}s"
+
+
 def _enc(v):
     """The JSON form the sandbox carries a plain value in (its cost is what is timed, see _transport)."""
     t = type(v)
@@ -398,7 +417,7 @@ def _transport(inp, out):
     return _time.perf_counter() - start
 
 
-def check(candidate):
+def _check_part(candidate):
     """evalplus's loop over one part's inputs, stopping at the first that fails.
 
     An input's time limit bounds the call, as in evalplus, where the call runs in the process
@@ -420,7 +439,6 @@ def check(candidate):
             start = _time.perf_counter()
             exp = _dec(raw_exp)
             carry = _SLACK_S + _CARRY_FACTOR * (_time.perf_counter() - start)
-            late = f"{_where(part, i, entry, inp)} ran past its time limit of {limit:.2f}s"
             try:
                 _signal.setitimer(_signal.ITIMER_REAL, limit + carry)
                 start = _time.perf_counter()
@@ -430,11 +448,11 @@ def check(candidate):
                     took = _time.perf_counter() - start
                     _signal.setitimer(_signal.ITIMER_REAL, 0)
             except _InputTimeout:
-                raise AssertionError(late) from None
+                raise AssertionError(_late(part, i, entry, inp, limit)) from None
             except Exception as exc:
                 raise RuntimeError(f"{_where(part, i, entry, inp)} raised {type(exc).__name__}: {_show(exc, 150)}") from None
             if took > limit and took - _CARRY_SHARE * _transport(inp, out) > limit:
-                raise AssertionError(late)
+                raise AssertionError(_late(part, i, entry, inp, limit))
             try:
                 verdict, atol = _judge(dataset, entry, inp, out, exp, atol)
             except Exception:
@@ -448,3 +466,14 @@ def check(candidate):
         _signal.setitimer(_signal.ITIMER_REAL, 0)
         _signal.signal(_signal.SIGALRM, previous)
 '''
+
+# The job's tests end with this: check() is defined after T took the entry point's name away, so a
+# task whose function is called `check` still gets the checker's.
+_RUN = "def check(candidate):\n    return _check_part(candidate)\n"
+CHECKER_NAMES = frozenset(
+    name for node in ast.parse(CHECKER).body
+    for name in ([t.id for t in node.targets if isinstance(t, ast.Name)] if isinstance(node, ast.Assign)
+                 else [node.name] if isinstance(node, (ast.FunctionDef, ast.ClassDef))
+                 else [(a.asname or a.name).split(".")[0] for a in node.names]
+                 if isinstance(node, (ast.Import, ast.ImportFrom)) else [])
+)

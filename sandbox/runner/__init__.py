@@ -5,8 +5,8 @@ shipped as this one folder: `python3 -I -S -u <this folder>` runs __main__.py.
 
 Protocol: started as `python3 -I -S -u runner [--uids T,C[,N]]`, it prints one line
 `{"ready": true, "runner": <sha256[:12] of this folder's files>, "isolation": "uid"|"same-uid", ...}`, then reads
-newline-delimited JSON jobs (phi_eval.jobs.ExecJob.to_json() plus optional `max_output_bytes`) on
-stdin and answers each with one line `{"id", "outcome", "duration_s", "detail"}`.  EOF -> clean exit.
+newline-delimited JSON jobs (phi_eval.jobs.ExecJob.to_json() plus optional `max_output_bytes`; its
+`env` names the environment C starts the program in, envs.py) on stdin and answers each with one line `{"id", "outcome", "duration_s", "detail"}`.  EOF -> clean exit.
 A reply with `"dirty": reason` says the sample left something that could not be removed for
 certain: the runner exits right after it, without running the jobs queued behind, and the
 executor re-sends those to a fresh runner (the verdict itself stands: the sample made the mess).
@@ -45,7 +45,8 @@ Why it is shaped like this (each sample is split across processes that cannot re
   past T_MAX_RSS_KB, or after T_IDLE_S without work, so an idle runner holds no sandbox process.
 
 The parts, one job each: common (shared constants), framing (the three wire formats), encode and
-decode (the value codec), limits (privileges, rlimits, env, fds), preload (imports and warm-up
+decode (the value codec), limits (privileges, rlimits, env, fds), envs (the named environments a
+job's program may start in, such as evalplus's), preload (imports and warm-up
 before forks), candidate (C), proxies, channel and testproc (T), zygote, sweep (the after-sample
 checks), verdict (job line, report, outcome, reply) and orchestrator (the Runner).  This file
 imports nothing, so importing the zygote's modules pulls in nothing of the test side.

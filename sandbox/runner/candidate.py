@@ -15,6 +15,7 @@ import pickle
 import resource
 import sys
 
+from . import envs
 from .common import _C_REP, _C_REQ, _C_SRC, _short
 from .encode import ITER_CHUNK_MAX, ITER_FIRST, _Unsupported, encode_value
 from .framing import MAX_REPLY_BYTES, FrameReader, _send_frame
@@ -76,8 +77,9 @@ def _c_is_function(name: object) -> bool:
         return False
 
 
-def _candidate_main(candidate: str, entry: str | None = None) -> None:
-    """Runs in C after the privilege drop: the program's top level, then serve calls until EOF."""
+def _candidate_main(candidate: str, entry: str | None = None, env: str | None = None) -> None:
+    """Runs in C after the privilege drop: the program's top level (in the job's environment, see
+    envs.py), then serve calls until EOF."""
     ns = _C_NS
     ns.update({"__name__": "__candidate__", "__builtins__": builtins})
     try:
@@ -87,6 +89,11 @@ def _candidate_main(candidate: str, entry: str | None = None) -> None:
         return
     except MemoryError:
         _c_send({"hello": "oom", "msg": "MemoryError while compiling"})
+        return
+    try:
+        envs.apply(env)
+    except Exception as exc:  # noqa: BLE001 - not the sample's doing, but it cannot run as asked
+        _c_send({"hello": "runtime_error", "msg": _short(f"environment {env!r} failed: {type(exc).__name__}: {exc}")})
         return
     try:
         exec(code, ns)
@@ -158,15 +165,16 @@ def _c_view(kind: str, values: list) -> object:
     return dict(values).items()
 
 
-def _read_source(fd: int) -> tuple[str, str | None]:
-    """C's own program and entry point, from the memfd the runner filled (the zygote never reads it)."""
+def _read_source(fd: int) -> tuple[str, str | None, str | None]:
+    """C's own program, entry point and environment, from the memfd the runner filled (the zygote
+    never reads it)."""
     chunks = []
     while chunk := os.read(fd, 1 << 20):
         chunks.append(chunk)
     os.close(fd)
     payload = json.loads(b"".join(chunks))
-    entry = payload.get("entry")
-    return payload["candidate"], entry if isinstance(entry, str) else None
+    entry, env = payload.get("entry"), payload.get("env")
+    return payload["candidate"], entry if isinstance(entry, str) else None, env if isinstance(env, str) else None
 
 
 def _candidate_child(
@@ -184,7 +192,7 @@ def _candidate_child(
         os.setsid()
         src, req_r, rep_w, out_w = fds
         _remap_fds({0: stdin, 1: out_w, 2: out_w, _C_REQ: req_r, _C_REP: rep_w, _C_SRC: src})
-        candidate, entry = _read_source(_C_SRC)
+        candidate, entry, env = _read_source(_C_SRC)
         for name in _preimport_names(candidate) if uid is not None else ():
             try:
                 __import__(name)
@@ -198,7 +206,7 @@ def _candidate_child(
         _prctl(_PR_SET_DUMPABLE, 1)
         os.mkdir(scratch, 0o700)
         os.chdir(scratch)
-        _candidate_main(candidate, entry)
+        _candidate_main(candidate, entry, env)
         code = 0
     except MemoryError:
         code = 71

@@ -231,7 +231,7 @@ class Runner:
         src = os.memfd_create("candidate", os.MFD_CLOEXEC)
         fds = [src]
         try:
-            _write_all(src, json.dumps({"candidate": job["candidate"], "entry": entry}).encode())
+            _write_all(src, json.dumps({"candidate": job["candidate"], "entry": entry, "env": job.get("env")}).encode())
             os.lseek(src, 0, os.SEEK_SET)
             req_r, req_w = os.pipe()
             rep_r, rep_w = os.pipe()

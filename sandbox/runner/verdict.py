@@ -9,6 +9,7 @@ import signal
 import time
 
 from .common import OUTCOMES, _short
+from .envs import ENVIRONMENTS
 
 
 def check_job(job: object) -> None:
@@ -28,6 +29,9 @@ def check_job(job: object) -> None:
     names = job.get("candidate_names")
     if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
         raise ValueError("field 'candidate_names' must be a list of names")
+    env = job.get("env")
+    if env is not None and (not isinstance(env, str) or env not in ENVIRONMENTS):
+        raise ValueError(f"field 'env' must be one of {sorted(ENVIRONMENTS)} or null")
 
 
 def reply(job_id: object, outcome: str, t0: float, detail: str) -> dict:
