@@ -78,7 +78,7 @@ class Overlap:
                         self.sidecar.submit_checks((check_key(self.by_id[s.task_id], s) for s in samples),
                                                    self.allowed)
                         if not plotting:  # after the first checks: the report is drawn last
-                            self.sidecar.preload_plotting()
+                            self.sidecar.preload_report()
                             plotting = True
                         execute(self.executor, self.plan, samples, writer)
         except BaseException as exc:  # noqa: BLE001 - raised on the main thread

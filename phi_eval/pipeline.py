@@ -174,7 +174,7 @@ def evaluate_samples(cfg: RunConfig, task: Task, problems: Sequence[Problem], sa
         if todo:
             sidecar.submit_checks((check_key(by_id[s.task_id], s) for s in todo),
                                   cfg.allowed_imports or task.allowed_imports)
-            sidecar.preload_plotting()
+            sidecar.preload_report()
             plan = job_plan(cfg, task, problems, run_dir, (s.task_id for s in todo))
             plan.prepare(todo)
             if executor is None:

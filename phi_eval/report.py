@@ -233,51 +233,12 @@ def render_run_report(run: RunData) -> str:
 
 def plot_pass_at_k(run: RunData, out: Path) -> Path:
     """pass@k against k (the whole curve when results.jsonl allows it, the reported points always)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from phi_eval.plot import write_pass_at_k
 
     reported = {int(k): float(v) for k, v in run.metrics["pass_at_k"].items() if str(k).isdigit()}
-    curve = pass_at_k_curve(run.results)
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    try:
-        ks = sorted(reported)
-        if max(ks + list(curve), default=1) <= 1:
-            # n = 1: one number, so a bar (a lone dot on a stretched axis reads as nothing).
-            value = 100 * reported.get(1, curve.get(1, 0.0))
-            ax.bar([0], [value], width=0.5, color="tab:blue")
-            ax.annotate(f"{value:.1f}%", (0, value), textcoords="offset points", xytext=(0, 4), ha="center")
-            ax.set_xlim(-1, 1)
-            ax.set_xticks([0], ["pass@1"])
-            ax.set_xlabel("one sample per task")
-        else:
-            if curve:
-                ax.plot(list(curve), [100 * v for v in curve.values()], color="tab:blue", label="pass@k (all k)")
-            ax.scatter(ks, [100 * reported[k] for k in ks], color="tab:red", zorder=3, label="reported")
-            for k in ks:
-                ax.annotate(
-                    f"{100 * reported[k]:.1f}%", (k, 100 * reported[k]), textcoords="offset points", xytext=(4, 6)
-                )
-            if ks and max(ks + list(curve)) >= 20:
-                ax.set_xscale("log")
-            else:
-                from matplotlib.ticker import MaxNLocator
-
-                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.set_xlabel("k (samples drawn per task)")
-            ax.legend(loc="lower right")
-        ax.set_ylim(0, 105)
-        ax.set_ylabel("pass@k (%)")
-        task = run.metrics.get("task") or run.config.get("task", "")
-        ax.set_title(f"{run_name(run.path, run.metrics, run.config)} on {task}", parse_math=False)
-        ax.grid(True, alpha=0.3)
-        fig.tight_layout()
-        # No Software/date metadata: the same run gives the same bytes.
-        fig.savefig(out, format="png", metadata={"Software": None})
-    finally:
-        plt.close(fig)
-    return out
+    task = run.metrics.get("task") or run.config.get("task", "")
+    return write_pass_at_k(out, f"{run_name(run.path, run.metrics, run.config)} on {task}",
+                           pass_at_k_curve(run.results), reported)
 
 
 def write_run_report(run_dir: Path) -> Path:

@@ -2,9 +2,10 @@
 
 Profiled on 1,640 HumanEval samples, the host process spent more time on its own work than on
 waiting for the sandbox: the model-card checks (bandit and the AST rules, ~1.3 ms a sample, run one
-by one as verdicts arrived, holding the GIL the sandbox's feeder threads need) and the report's
-pass@k plot (importing matplotlib alone is ~0.9 s). The sidecar is one forked process that imports the checks and matplotlib while the sandbox executes, analyses every
-distinct (prompt, completion) once, ahead of execution, and finally draws the report. It computes
+by one as verdicts arrived, holding the GIL the sandbox's feeder threads need) and the report. The
+sidecar is one forked process that imports the checks and the report's modules while the sandbox
+executes, analyses every distinct (prompt, completion) once, ahead of execution, and finally
+writes the report. It computes
 nothing a verdict depends on: verdicts come only from the sandbox, and the check fields are the
 same function's output as before (`phi_eval.checks.analyze`), only computed elsewhere.
 
@@ -32,11 +33,12 @@ def _analyze_chunk(keys: Sequence[Key], allowed: tuple[str, ...]) -> list[dict[s
     return [analyze(completion, prompt=prompt, allowed=allowed) for prompt, completion in keys]
 
 
-def _preload_plotting() -> None:
-    import matplotlib
+def _preload_report() -> None:
+    import PIL.Image  # noqa: F401 - imported for the report written later
+    import PIL.ImageDraw  # noqa: F401
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot  # noqa: F401 - imported for the report drawn later
+    import phi_eval.html_report  # noqa: F401
+    import phi_eval.report  # noqa: F401
 
 
 def _write_report(run_dir: str) -> None:
@@ -84,9 +86,9 @@ class Sidecar:
         for i, key in enumerate(chunk):
             self._checks[key] = (future, i)
 
-    def preload_plotting(self) -> None:
-        """Import matplotlib in the sidecar after the checks are queued (the report comes last)."""
-        self._pool.submit(_preload_plotting)
+    def preload_report(self) -> None:
+        """Import the report's modules in the sidecar after the checks are queued (it comes last)."""
+        self._pool.submit(_preload_report)
 
     def ready(self, key: Key) -> bool:
         return self._checks[key][0].done()
