@@ -263,6 +263,33 @@ def test_candidate_starts_in_evalplus_environment(tmp_path: Path) -> None:
         check_job({**job, "env": "nope"})
 
 
+def test_checker_is_the_prelude_unless_the_entry_point_shares_a_name_with_it() -> None:
+    """The checker goes as the job's prelude (T compiles it once); an entry point named like one of
+    its helpers would lose that helper when T removes the entry point's name after the prelude, so
+    then the checker goes into the tests, after that removal."""
+    from phi_eval.plus.checker import CHECKER, CHECKER_NAMES, parts_of, tests_source
+
+    data = tests_source("mbpp", "f", "base", [[1]], [2], [0.01], 0)
+    assert {"_dec", "_judge", "_check_part", "_json"} <= CHECKER_NAMES and "check" not in CHECKER_NAMES
+    for entry in ("f", "_dec"):
+        prelude, tests = parts_of(data, entry)
+        assert (prelude == CHECKER) is (entry == "f")
+        ns: dict[str, Any] = {}
+        exec(prelude, ns)  # as T runs a job: prelude, the entry point's name removed, the tests
+        ns.pop(entry, None)
+        exec(tests, ns)
+        calls: list[int] = []
+
+        def right(x: int, calls: list[int] = calls) -> int:
+            calls.append(x)
+            return x + 1
+
+        ns["check"](right)  # passes: f(1) == 2
+        assert calls == [1]
+        with pytest.raises(AssertionError, match="returned 1, expected 2"):
+            ns["check"](lambda x: x)
+
+
 def test_mbpp_deserialisation_rules_cover_every_special_task() -> None:
     from phi_eval.plus.data import deserialise
 

@@ -109,7 +109,8 @@ def part_timeout(limits: list[float], expected: list, cap_s: float | None = None
 
 def tests_source(dataset: str, entry_point: str, part: str, inputs: list, expected: list, ref_times: list[float],
                  atol: float) -> str:
-    """The trusted test code of one job: the data as one JSON string literal, then the checker."""
+    """The data part of one job's trusted test code: `_SPEC`, parsed from one JSON literal (the
+    checker itself is the job's prelude, see parts_of)."""
     spec = {
         "dataset": dataset,
         "entry": entry_point,
@@ -470,6 +471,8 @@ def _check_part(candidate):
 # The job's tests end with this: check() is defined after T took the entry point's name away, so a
 # task whose function is called `check` still gets the checker's.
 _RUN = "def check(candidate):\n    return _check_part(candidate)\n"
+# The names the checker binds at its top level (imports, functions, classes, constants): an entry
+# point with one of these names must not lose it to T's removal of the entry point's name.
 CHECKER_NAMES = frozenset(
     name for node in ast.parse(CHECKER).body
     for name in ([t.id for t in node.targets if isinstance(t, ast.Name)] if isinstance(node, ast.Assign)
